@@ -1,0 +1,481 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+)
+
+// Processor finishes one record.
+//
+// Process is called concurrently from many goroutines, never twice at once for records the ordering mode keeps
+// apart. It returns nil once the record is done — delivered, parked durably in a retry or dead-letter topic, or
+// skipped as already done — and only then may the record's offset be committed. It returns an error when it
+// stopped without finishing, normally because ctx ended (the partition was revoked or the sidecar is stopping);
+// the record then stays undone and is delivered again by whoever consumes the partition next.
+type Processor interface {
+	Process(ctx context.Context, rec *kgo.Record) error
+}
+
+// ProcessorFunc adapts a function to Processor.
+type ProcessorFunc func(ctx context.Context, rec *kgo.Record) error
+
+// Process calls f.
+func (f ProcessorFunc) Process(ctx context.Context, rec *kgo.Record) error { return f(ctx, rec) }
+
+// Options configures a Consumer.
+type Options struct {
+	// ClientOpts are the connection options (seeds, TLS, SASL) shared with the sidecar's other clients.
+	ClientOpts []kgo.Opt
+	// Topics are every topic to consume: the source topics and this group's retry topics.
+	Topics []string
+	// Group is the consumer group id.
+	Group string
+	// InstanceID enables static membership when set.
+	InstanceID string
+	// SessionTimeout is the group session timeout.
+	SessionTimeout time.Duration
+	// StartAtEnd starts partitions without a committed offset at the end instead of the start.
+	StartAtEnd bool
+	// Ordering decides which records of a partition may be in flight together.
+	Ordering Ordering
+	// MaxInFlight bounds the records being processed at once.
+	MaxInFlight int
+	// MaxBufferedRecords and MaxBufferedBytes bound the records fetched and not done; polling waits above them.
+	MaxBufferedRecords int
+	MaxBufferedBytes   int64
+	// CommitInterval is how often done positions are committed.
+	CommitInterval time.Duration
+	// RevokeTimeout bounds how long in-flight records of a revoked partition may finish before they are cancelled.
+	RevokeTimeout time.Duration
+	// ShutdownTimeout bounds the drain when Run's context ends.
+	ShutdownTimeout time.Duration
+	// NotBefore returns the time before which a record must not start (zero: now). Used for retry topics.
+	NotBefore func(*kgo.Record) time.Time
+	// Fatal classifies errors that must stop the consumer (e.g. rejected credentials) instead of being retried.
+	Fatal func(error) bool
+	// Logger receives the consumer's logs.
+	Logger *zap.Logger
+	// OnCommit, when set, is told of every commit attempt: the partitions committed and the error, if any.
+	OnCommit func(committed int, err error)
+}
+
+// Consumer is a group member that hands every fetched record to a Processor under the ordering mode and commits
+// only positions below which every record is done.
+type Consumer struct {
+	opts  Options
+	proc  Processor
+	log   *zap.Logger
+	cl    *kgo.Client
+	sched *scheduler
+
+	// workCtx scopes processing; it outlives Run's context so in-flight records can drain.
+	workCtx    context.Context
+	workCancel context.CancelFunc
+
+	commitMu sync.Mutex
+	joined   atomic.Bool
+
+	failMu     sync.Mutex
+	failErr    error
+	cancelPoll context.CancelFunc
+}
+
+// ErrFatal wraps an error that stopped the consumer for good (see Options.Fatal).
+var ErrFatal = errors.New("fatal consumer error")
+
+// New builds a Consumer; it connects lazily when Run starts.
+func New(proc Processor, opts Options) (*Consumer, error) {
+	if len(opts.Topics) == 0 || opts.Group == "" {
+		return nil, errors.New("consumer needs topics and a group")
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 1
+	}
+	if opts.MaxBufferedRecords <= 0 {
+		opts.MaxBufferedRecords = 10000
+	}
+	if opts.MaxBufferedBytes <= 0 {
+		opts.MaxBufferedBytes = 32 << 20
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	c := &Consumer{
+		opts:  opts,
+		proc:  proc,
+		log:   opts.Logger,
+		sched: newScheduler(opts.Ordering, opts.MaxBufferedRecords, opts.MaxBufferedBytes, opts.NotBefore),
+	}
+	c.workCtx, c.workCancel = context.WithCancel(context.Background())
+
+	start := kgo.NewOffset().AtStart()
+	if opts.StartAtEnd {
+		start = kgo.NewOffset().AtEnd()
+	}
+	fetchMax := int32(min(opts.MaxBufferedBytes/2, 16<<20))
+	kopts := append([]kgo.Opt{}, opts.ClientOpts...)
+	kopts = append(kopts,
+		kgo.ConsumerGroup(opts.Group),
+		kgo.ConsumeTopics(opts.Topics...),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(start),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(max(fetchMax, 1<<20)),
+		kgo.FetchMaxPartitionBytes(min(max(fetchMax/4, 256<<10), 4<<20)),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.WithLogger(kgoLogger{c.log.Named("kgo")}),
+	)
+	if opts.SessionTimeout > 0 {
+		kopts = append(kopts, kgo.SessionTimeout(opts.SessionTimeout))
+	}
+	if opts.InstanceID != "" {
+		kopts = append(kopts, kgo.InstanceID(opts.InstanceID))
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka consumer: %w", err)
+	}
+	c.cl = cl
+	return c, nil
+}
+
+// Joined reports whether the consumer currently has an assignment from the group.
+func (c *Consumer) Joined() bool { return c.joined.Load() }
+
+// Stats snapshots every assigned partition.
+func (c *Consumer) Stats() []PartitionStats { return c.sched.stats() }
+
+// InFlight returns the records being processed now.
+func (c *Consumer) InFlight() int {
+	c.sched.mu.Lock()
+	defer c.sched.mu.Unlock()
+	return c.sched.inFlight
+}
+
+// Fail stops Run with err wrapped in ErrFatal, for errors found outside the consumer (e.g. rejected Redis
+// credentials) that retrying cannot fix.
+func (c *Consumer) Fail(err error) {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	if c.failErr == nil {
+		c.failErr = err
+	}
+	if c.cancelPoll != nil {
+		c.cancelPoll()
+	}
+}
+
+func (c *Consumer) failure() error {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	return c.failErr
+}
+
+// Run consumes until ctx ends or a fatal error occurs. On the way out it stops fetching, lets in-flight records
+// finish within the shutdown timeout (cancelling the rest, whose processors release their leases), commits what
+// is done, and leaves the group. It returns nil after a clean shutdown.
+func (c *Consumer) Run(ctx context.Context) error {
+	var workers sync.WaitGroup
+	for range c.opts.MaxInFlight {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			c.work()
+		}()
+	}
+	var loops sync.WaitGroup
+	loopCtx, stopLoops := context.WithCancel(context.Background())
+	loops.Add(2)
+	go func() { defer loops.Done(); c.commitLoop(loopCtx) }()
+	go func() { defer loops.Done(); c.pauseLoop(loopCtx) }()
+
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	c.failMu.Lock()
+	c.cancelPoll = cancelPoll
+	if c.failErr != nil {
+		cancelPoll()
+	}
+	c.failMu.Unlock()
+	runErr := c.poll(pollCtx)
+	cancelPoll()
+	if err := c.failure(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("%w: %w", ErrFatal, err)
+	}
+
+	// Drain: no new records start; in-flight ones get the shutdown timeout.
+	c.sched.stop()
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	timeout := c.opts.ShutdownTimeout
+	if runErr != nil {
+		timeout = min(timeout, 5*time.Second)
+	}
+	select {
+	case <-drained:
+	case <-time.After(timeout):
+		c.log.Warn("shutdown timeout reached: cancelling in-flight deliveries", zap.Int("in_flight", c.InFlight()))
+		c.workCancel()
+		<-drained
+	}
+	stopLoops()
+	loops.Wait()
+
+	commitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := c.commit(commitCtx, nil); err != nil {
+		c.log.Error("final commit failed; the next owner re-reads from the last commit", zap.Error(err))
+	}
+	cancel()
+	c.workCancel()
+	c.cl.CloseAllowingRebalance()
+	c.joined.Store(false)
+	return runErr
+}
+
+func (c *Consumer) poll(ctx context.Context) error {
+	for {
+		n, ok := c.sched.waitForSpace(ctx)
+		if !ok {
+			return nil
+		}
+		fetches := c.cl.PollRecords(ctx, n)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		var fatal error
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return
+			}
+			if c.opts.Fatal != nil && c.opts.Fatal(err) {
+				fatal = err
+				return
+			}
+			c.log.Warn("fetch error; retrying", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) > 0 || p.HighWatermark >= 0 {
+				c.sched.add(p.Topic, p.Partition, p.Records, p.HighWatermark)
+			}
+		})
+		c.cl.AllowRebalance()
+		if fatal != nil {
+			return fmt.Errorf("%w: %w", ErrFatal, fatal)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// work runs records until the scheduler stops.
+func (c *Consumer) work() {
+	for {
+		it, ok := c.sched.next(context.Background())
+		if !ok {
+			return
+		}
+		err := c.proc.Process(it.lane.ctx, it.rec)
+		switch {
+		case err == nil:
+			c.sched.finish(it, true)
+		case it.lane.ctx.Err() != nil:
+			c.sched.finish(it, false)
+		default:
+			// A processor gave up while its partition lives on: offer the record again, never skip it.
+			c.log.Error("processing failed; will retry the record",
+				zap.String("topic", it.rec.Topic), zap.Int32("partition", it.rec.Partition),
+				zap.Int64("offset", it.rec.Offset), zap.Error(err))
+			c.sched.retryLater(it, time.Second)
+		}
+	}
+}
+
+func (c *Consumer) commitLoop(ctx context.Context) {
+	t := time.NewTicker(c.opts.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, max(c.opts.CommitInterval*5, 5*time.Second))
+			if err := c.commit(cctx, nil); err != nil && ctx.Err() == nil {
+				c.log.Warn("commit failed; retrying at the next interval", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// commit sends the done positions of lanes (every live lane when nil) and records what the broker accepted.
+func (c *Consumer) commit(ctx context.Context, lanes []*lane) error {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	offsets := c.sched.positions(lanes)
+	if len(offsets) == 0 {
+		return nil
+	}
+	var (
+		rerr      error
+		committed = map[string]map[int32]kgo.EpochOffset{}
+		n         int
+	)
+	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			rerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+					rerr = fmt.Errorf("committing %s/%d: %w", t.Topic, p.Partition, perr)
+					continue
+				}
+				if eo, ok := offsets[t.Topic][p.Partition]; ok {
+					if committed[t.Topic] == nil {
+						committed[t.Topic] = map[int32]kgo.EpochOffset{}
+					}
+					committed[t.Topic][p.Partition] = eo
+					n++
+				}
+			}
+		}
+	})
+	c.sched.markCommitted(committed, lanes)
+	if c.opts.OnCommit != nil {
+		c.opts.OnCommit(n, rerr)
+	}
+	return rerr
+}
+
+// pauseLoop keeps the client's paused partitions equal to the scheduler's wish.
+func (c *Consumer) pauseLoop(ctx context.Context) {
+	applied := map[topicPartition]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.sched.pauseChanged:
+		}
+		want := c.sched.pausedPartitions()
+		pause, resume := map[string][]int32{}, map[string][]int32{}
+		for tp := range want {
+			if !applied[tp] {
+				pause[tp.topic] = append(pause[tp.topic], tp.partition)
+				applied[tp] = true
+			}
+		}
+		for tp := range applied {
+			if !want[tp] {
+				resume[tp.topic] = append(resume[tp.topic], tp.partition)
+				delete(applied, tp)
+			}
+		}
+		if len(pause) > 0 {
+			c.cl.PauseFetchPartitions(pause)
+		}
+		if len(resume) > 0 {
+			c.cl.ResumeFetchPartitions(resume)
+		}
+	}
+}
+
+func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.sched.assign(c.workCtx, assigned)
+	c.joined.Store(true)
+	c.log.Info("partitions assigned", zap.Any("partitions", assigned))
+}
+
+// onRevoked lets in-flight records of the revoked partitions finish (or cancels them at the revoke timeout,
+// which releases their leases), then commits their done positions before returning, so the next owner starts
+// exactly after the last done record.
+func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	lanes := c.sched.revoke(revoked)
+	c.waitDrained(lanes, c.opts.RevokeTimeout)
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.commit(cctx, lanes); err != nil {
+		c.log.Warn("commit on revoke failed; the next owner re-reads from the last commit", zap.Error(err))
+	}
+	c.sched.remove(lanes)
+	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
+}
+
+// onLost drops partitions the group already gave to someone else: nothing may be committed for them.
+func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	lanes := c.sched.revoke(lost)
+	for _, l := range lanes {
+		l.cancel()
+	}
+	c.waitDrained(lanes, 5*time.Second)
+	c.sched.remove(lanes)
+	c.log.Warn("partitions lost", zap.Any("partitions", lost))
+}
+
+// waitDrained waits until lanes have nothing in flight, cancelling them all once timeout passes; cancelled
+// processors release their leases and return promptly.
+func (c *Consumer) waitDrained(lanes []*lane, timeout time.Duration) {
+	deadline := time.After(timeout)
+	for _, l := range lanes {
+		c.sched.mu.Lock()
+		ch := l.drained
+		c.sched.mu.Unlock()
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			c.log.Warn("revoke timeout reached: cancelling in-flight deliveries",
+				zap.String("topic", l.tp.topic), zap.Int32("partition", l.tp.partition))
+			for _, l := range lanes {
+				l.cancel()
+			}
+			<-ch
+		}
+	}
+}
+
+// kgoLogger forwards franz-go's logs to zap.
+type kgoLogger struct{ l *zap.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel {
+	if k.l.Core().Enabled(zap.DebugLevel) {
+		return kgo.LogLevelDebug
+	}
+	return kgo.LogLevelInfo
+}
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	fields := make([]zap.Field, 0, len(keyvals)/2)
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		key, _ := keyvals[i].(string)
+		fields = append(fields, zap.Any(key, keyvals[i+1]))
+	}
+	switch level {
+	case kgo.LogLevelError:
+		k.l.Error(msg, fields...)
+	case kgo.LogLevelWarn:
+		k.l.Warn(msg, fields...)
+	case kgo.LogLevelInfo:
+		k.l.Info(msg, fields...)
+	default:
+		k.l.Debug(msg, fields...)
+	}
+}

@@ -1,0 +1,7 @@
+// Package consumer is the sidecar's consumer group member. It fetches records with franz-go, keeps them in
+// per-partition lanes, lets a scheduler start them under the ordering mode (partition, key or unordered) and
+// the in-flight cap, holds retry records until their not-before time (pausing that partition's fetches), and
+// commits for each partition the highest offset below which every record is done — periodically, before a
+// revoke completes, and on shutdown. Fetching pauses when the buffer of undone records is full, so memory
+// stays bounded however large the backlog.
+package consumer

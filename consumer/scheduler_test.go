@@ -1,0 +1,216 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func records(topic string, partition int32, from int64, keys []string) []*kgo.Record {
+	out := make([]*kgo.Record, len(keys))
+	for i, k := range keys {
+		var key []byte
+		if k != "" {
+			key = []byte(k)
+		}
+		out[i] = &kgo.Record{Topic: topic, Partition: partition, Offset: from + int64(i), Key: key}
+	}
+	return out
+}
+
+// runScheduler drains s with workers that finish records after random delays and reports, per record, the
+// order in which records started and the peak number in flight per order key.
+func runScheduler(t *testing.T, s *scheduler, total, workers int, seed uint64) (starts []*kgo.Record, violations []string) {
+	t.Helper()
+	var mu sync.Mutex
+	inFlight := map[string]int{}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	started := 0
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			for {
+				it, ok := s.next(ctx)
+				if !ok {
+					return
+				}
+				k := fmt.Sprintf("%s/%d/%s/%v", it.rec.Topic, it.rec.Partition, it.orderKey, it.hasKey)
+				mu.Lock()
+				starts = append(starts, it.rec)
+				if it.hasKey {
+					inFlight[k]++
+					if inFlight[k] > 1 {
+						violations = append(violations, "two in flight for key "+k)
+					}
+				}
+				started++
+				last := started == total
+				mu.Unlock()
+				if d := rng.IntN(3); d > 0 {
+					time.Sleep(time.Duration(d) * 50 * time.Microsecond) // random app latency, not synchronisation
+				}
+				mu.Lock()
+				if it.hasKey {
+					inFlight[k]--
+				}
+				mu.Unlock()
+				s.finish(it, true)
+				if last {
+					s.stop()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("scheduler stalled: %d of %d records started", started, total)
+	}
+	return starts, violations
+}
+
+func TestKeyOrderingProperty(t *testing.T) {
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		s := newScheduler(ByKey, 1<<20, 1<<30, nil)
+		s.assign(context.Background(), map[string][]int32{"t": {0, 1, 2}})
+		total := 0
+		for p := range int32(3) {
+			keys := make([]string, 200)
+			for i := range keys {
+				if rng.IntN(10) > 0 {
+					keys[i] = fmt.Sprintf("k%d", rng.IntN(12))
+				}
+			}
+			s.add("t", p, records("t", p, 0, keys), -1)
+			total += len(keys)
+		}
+		starts, violations := runScheduler(t, s, total, 8, seed)
+		if len(violations) > 0 {
+			t.Fatalf("seed %d: %v", seed, violations[0])
+		}
+		last := map[string]int64{}
+		for _, r := range starts {
+			if len(r.Key) == 0 {
+				continue
+			}
+			k := fmt.Sprintf("%d/%s", r.Partition, r.Key)
+			if prev, ok := last[k]; ok && r.Offset < prev {
+				t.Fatalf("seed %d: key %s started offset %d after %d", seed, k, r.Offset, prev)
+			}
+			last[k] = r.Offset
+		}
+		for _, l := range s.lanes {
+			if pos, _, _ := l.tracker.position(); pos != 200 {
+				t.Fatalf("seed %d: partition %d position %d, want 200", seed, l.tp.partition, pos)
+			}
+		}
+	}
+}
+
+func TestPartitionOrderingIsOneAtATime(t *testing.T) {
+	s := newScheduler(ByPartition, 1<<20, 1<<30, nil)
+	s.assign(context.Background(), map[string][]int32{"t": {0, 1}})
+	for p := range int32(2) {
+		s.add("t", p, records("t", p, 0, make([]string, 100)), -1)
+	}
+	starts, violations := runScheduler(t, s, 200, 6, 1)
+	if len(violations) > 0 {
+		t.Fatal(violations[0])
+	}
+	last := map[int32]int64{0: -1, 1: -1}
+	for _, r := range starts {
+		if r.Offset != last[r.Partition]+1 {
+			t.Fatalf("partition %d started offset %d after %d", r.Partition, r.Offset, last[r.Partition])
+		}
+		last[r.Partition] = r.Offset
+	}
+}
+
+func TestUnorderedRunsEverythingAtOnce(t *testing.T) {
+	s := newScheduler(Unordered, 1<<20, 1<<30, nil)
+	s.assign(context.Background(), map[string][]int32{"t": {0}})
+	s.add("t", 0, records("t", 0, 0, []string{"a", "a", "a"}), -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if _, ok := s.next(ctx); !ok {
+			t.Fatalf("record %d of the same key did not start while others were in flight", i)
+		}
+	}
+}
+
+func TestNotBeforeHoldsRecordAndPausesPartition(t *testing.T) {
+	due := time.Now().Add(150 * time.Millisecond)
+	s := newScheduler(ByKey, 1<<20, 1<<30, func(*kgo.Record) time.Time { return due })
+	s.assign(context.Background(), map[string][]int32{"retry": {0}})
+	s.add("retry", 0, records("retry", 0, 0, []string{"a"}), -1)
+	if paused := s.pausedPartitions(); !paused[topicPartition{"retry", 0}] {
+		t.Fatal("a partition whose record waits for its time must be paused")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	it, ok := s.next(ctx)
+	if !ok {
+		t.Fatal("the held record never became ready")
+	}
+	if now := time.Now(); now.Before(due) {
+		t.Fatalf("record started %v before its not-before time", due.Sub(now))
+	}
+	if paused := s.pausedPartitions(); len(paused) != 0 {
+		t.Fatalf("partition still paused after its record became due: %v", paused)
+	}
+	s.finish(it, true)
+}
+
+func TestBufferCapBlocksPolling(t *testing.T) {
+	s := newScheduler(Unordered, 2, 1<<30, nil)
+	s.assign(context.Background(), map[string][]int32{"t": {0}})
+	s.add("t", 0, records("t", 0, 0, []string{"a", "b"}), -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, ok := s.waitForSpace(ctx); ok {
+		t.Fatal("polling must wait while the buffer is full")
+	}
+	it, _ := s.next(context.Background())
+	s.finish(it, true)
+	n, ok := s.waitForSpace(context.Background())
+	if !ok || n != 1 {
+		t.Fatalf("after one record finished: space %d ok %v, want 1 true", n, ok)
+	}
+}
+
+func TestRevokeDropsWaitingRecords(t *testing.T) {
+	s := newScheduler(ByPartition, 100, 1<<30, nil)
+	s.assign(context.Background(), map[string][]int32{"t": {0}})
+	s.add("t", 0, records("t", 0, 0, []string{"", "", ""}), -1)
+	it, _ := s.next(context.Background())
+	lanes := s.revoke(map[string][]int32{"t": {0}})
+	if len(lanes) != 1 {
+		t.Fatalf("revoke returned %d lanes, want 1", len(lanes))
+	}
+	if s.buffered != 1 {
+		t.Fatalf("buffered %d after revoke, want only the in-flight record", s.buffered)
+	}
+	s.finish(it, true)
+	if s.buffered != 0 || s.bytes != 0 {
+		t.Fatalf("buffer not empty after the in-flight record finished: %d records, %d bytes", s.buffered, s.bytes)
+	}
+	pos := s.positions(lanes)
+	if got := pos["t"][0].Offset; got != 1 {
+		t.Fatalf("commit position %d after revoke, want 1 (only offset 0 done)", got)
+	}
+	// Records of a revoked partition that arrive late are not taken.
+	s.add("t", 0, records("t", 0, 3, []string{""}), -1)
+	if s.buffered != 0 {
+		t.Fatal("records of a revoked partition were buffered")
+	}
+}
