@@ -1,0 +1,66 @@
+# kafka-sidecar — developer entry points. `make demo` and `make test` work on a fresh machine.
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+LINT      := $(GOBIN)/golangci-lint
+HELM      := $(GOBIN)/helm
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The same flags as the Dockerfile: static, trimmed, version stamped.
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+KAFKA     := test/kafka/cluster.sh
+FUZZTIME  ?= 10s
+
+export PATH := $(GOBIN):$(PATH)
+
+.PHONY: demo test deps check unit test-kafka fuzz build chaos chaos-kafka bench clean
+
+## demo: the whole pipeline on an in-process Kafka, an in-process Redis and a sample app.
+demo:
+	$(GO) run ./cmd/kafka-sidecar demo
+
+## test: everything CI runs — formatting, vet, lint, race-enabled tests (kfake + a real redis-server), the
+## chart tests, bounded fuzzing, and the integration suite again against a real 3-node Apache Kafka cluster.
+test: deps check unit fuzz test-kafka
+
+## deps: install what the tests need when it is missing (redis-server, golangci-lint, helm); cached after once.
+deps:
+	@test/deps.sh
+
+check:
+	@echo "== gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo "== go mod tidy"; $(GO) mod tidy -diff
+	@echo "== go vet"; $(GO) vet ./...
+	@echo "== golangci-lint"; $(LINT) run ./...
+
+unit:
+	@echo "== go test -race (kfake, real redis-server, helm chart)"
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: every fuzz target for FUZZTIME each.
+fuzz:
+	@test/fuzz.sh $(FUZZTIME)
+
+## test-kafka: the integration suite against a real 3-node Apache Kafka cluster (fetched with Maven).
+test-kafka:
+	@echo "== real Kafka cluster"
+	$(KAFKA) fetch
+	$(KAFKA) start
+	TEST_KAFKA_BROKERS=$$($(KAFKA) seeds) $(GO) test -race -count=1 -timeout 20m ./test/... ; rc=$$?; $(KAFKA) stop; exit $$rc
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kafka-sidecar ./cmd/kafka-sidecar
+
+## chaos: the no-loss proof on kfake (quick); chaos-kafka: on the real cluster.
+chaos: build
+	$(GO) run ./test/chaos/cmd -binary bin/kafka-sidecar
+
+chaos-kafka: build deps
+	$(KAFKA) fetch
+	$(KAFKA) start
+	$(GO) run ./test/chaos/cmd -binary bin/kafka-sidecar -brokers $$($(KAFKA) seeds) -kafka-script $(KAFKA); rc=$$?; $(KAFKA) stop; exit $$rc
+
+## bench: throughput, CPU and memory of each mode against the machine's own limits.
+bench: build
+	$(GO) run ./bench -binary bin/kafka-sidecar
+
+clean:
+	rm -rf bin

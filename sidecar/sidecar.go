@@ -1,0 +1,427 @@
+package sidecar
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kafka-sidecar/kafka-sidecar/config"
+	"github.com/kafka-sidecar/kafka-sidecar/connect"
+	"github.com/kafka-sidecar/kafka-sidecar/consumer"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
+	"github.com/kafka-sidecar/kafka-sidecar/dlq"
+	"github.com/kafka-sidecar/kafka-sidecar/doctor"
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
+	"github.com/kafka-sidecar/kafka-sidecar/metrics"
+	"github.com/kafka-sidecar/kafka-sidecar/pipeline"
+	"github.com/kafka-sidecar/kafka-sidecar/retry"
+	"github.com/kafka-sidecar/kafka-sidecar/topics"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+)
+
+// ErrAuth marks errors caused by rejected credentials (Kafka or Redis): retrying cannot fix them.
+var ErrAuth = errors.New("authentication failed")
+
+// Sidecar is the assembled program: consumer, pipeline, dedup store, producer and admin server.
+type Sidecar struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	metrics  *metrics.Metrics
+	cons     *consumer.Consumer
+	pipe     *pipeline.Pipeline
+	gate     *pipeline.Gate
+	store    dedup.Store
+	coal     *dedup.Coalescer
+	redis    redis.UniversalClient
+	producer *kgo.Client
+	admin    *kadm.Client
+	http     *handler.HTTP
+	// probe checks the app's health URL (a TCP connect without one); appProbe always checks the app URL.
+	probe    *handler.Probe
+	appProbe *handler.Probe
+	stopping chan struct{}
+	stopOnce sync.Once
+
+	addrMu     sync.Mutex
+	adminAddr  string
+	adminReady chan struct{}
+}
+
+// New connects to Kafka and the dedup store, provisions retry and dead-letter topics, runs the durability
+// audit, and builds every component. Nothing is consumed until Run.
+func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, err error) {
+	s := &Sidecar{cfg: cfg, log: log, stopping: make(chan struct{}), adminReady: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	kopts, err := connect.KafkaOpts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	adminClient, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating kafka admin client: %w", err)
+	}
+	s.admin = kadm.NewClient(adminClient)
+
+	if err := s.checkKafka(ctx); err != nil {
+		return nil, err
+	}
+	plans := topics.PlanFor(cfg.KafkaTopics, cfg.KafkaGroup, len(cfg.RetryDelays), cfg.DLQTopic)
+	prov, err := topics.Provision(ctx, s.admin, plans, cfg.CreateTopics, topics.WithRetryDelays(cfg.RetryDelays))
+	if err != nil {
+		if connect.IsAuthError(err) {
+			return nil, fmt.Errorf("%w: kafka: %w", ErrAuth, err)
+		}
+		return nil, fmt.Errorf("provisioning retry and dead-letter topics: %w", err)
+	}
+	for _, t := range prov.Created {
+		log.Info("created topic", zap.String("topic", t.Topic), zap.String("role", string(t.Role)),
+			zap.Int32("partitions", t.Partitions), zap.Int16("replication_factor", t.ReplicationFactor))
+	}
+	for _, w := range prov.Warnings {
+		log.Warn("topic provisioning", zap.String("warning", w))
+	}
+
+	if s.store, err = s.openStore(ctx); err != nil {
+		return nil, err
+	}
+	s.coal = dedup.NewCoalescer(s.store, 256)
+
+	pkOpts := append(append([]kgo.Opt{}, kopts...), dlq.ProducerOpts()...)
+	if s.producer, err = kgo.NewClient(pkOpts...); err != nil {
+		return nil, fmt.Errorf("creating kafka producer: %w", err)
+	}
+
+	appTLS, err := appTLSConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.http, err = handler.NewHTTP(handler.HTTPOptions{
+		URL:              cfg.AppURL,
+		Timeout:          cfg.AppTimeout,
+		MaxResponseBytes: cfg.AppMaxResponseBytes,
+		AuthTokenFile:    cfg.AppAuthTokenFile,
+		TLS:              appTLS,
+		MaxConns:         cfg.MaxInFlight,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the app client: %w", err)
+	}
+	if err := s.buildProbes(s.http); err != nil {
+		return nil, err
+	}
+
+	retryTopics := map[string]pipeline.Tier{}
+	consumeTopics := append([]string{}, cfg.KafkaTopics...)
+	for _, p := range plans {
+		for i, t := range p.Retry {
+			retryTopics[t] = pipeline.Tier{Source: p.Source, Tier: i + 1}
+			consumeTopics = append(consumeTopics, t)
+		}
+	}
+	var cons *consumer.Consumer
+	s.metrics = metrics.New(
+		func() []consumer.PartitionStats { return cons.Stats() },
+		func() int { return cons.InFlight() },
+		func(t string) bool { _, ok := retryTopics[t]; return ok },
+	)
+	s.gate = pipeline.NewGate(s.metrics.Paused)
+
+	var deliverer handler.Deliverer = s.http
+	if cfg.Delivery == config.DeliveryBatch {
+		deliverer = pipeline.NewBatcher(s.http, cfg.BatchMaxRecords, cfg.BatchMaxWait)
+	}
+	sender := dlq.NewProducer(s.producer, log.Named("producer"))
+	s.pipe = pipeline.New(s.coal, deliverer, sender, s.gate, pipeline.Options{
+		Group:    cfg.KafkaGroup,
+		IDHeader: cfg.IDHeader,
+		Policy: retry.Policy{
+			AttemptsInPlace: cfg.RetryAttemptsPlace,
+			Delays:          cfg.RetryDelays,
+			Backoff:         cfg.RetryBackoff,
+			BackoffMax:      cfg.RetryBackoffMax,
+		},
+		RetryTopics:     retryTopics,
+		RetryTopic:      func(src string, tier int) string { return topics.RetryTopic(src, cfg.KafkaGroup, tier) },
+		DeadLetterTopic: func(src string) string { return topics.DeadLetterTopic(src, cfg.KafkaGroup, cfg.DLQTopic) },
+		MaxRecordBytes:  cfg.MaxRecordBytes,
+		AppBackoffMax:   cfg.AppBackoffMax,
+		IsAuthError:     func(err error) bool { return errors.Is(err, dedup.ErrAuth) },
+		Fatal:           func(err error) { cons.Fail(fmt.Errorf("%w: %w", ErrAuth, err)) },
+		Logger:          log.Named("pipeline"),
+		Metrics:         s.metrics,
+	})
+
+	ordering, _ := consumer.ParseOrdering(cfg.Ordering)
+	cons, err = consumer.New(s.pipe, consumer.Options{
+		ClientOpts:         kopts,
+		Topics:             consumeTopics,
+		Group:              cfg.KafkaGroup,
+		InstanceID:         cfg.KafkaInstanceID,
+		SessionTimeout:     cfg.KafkaSessionTimeout,
+		StartAtEnd:         cfg.KafkaStartOffset == "latest",
+		Ordering:           ordering,
+		MaxInFlight:        cfg.MaxInFlight,
+		MaxBufferedRecords: cfg.MaxBufferedRecords,
+		MaxBufferedBytes:   cfg.MaxBufferedBytes,
+		CommitInterval:     cfg.CommitInterval,
+		RevokeTimeout:      cfg.RevokeTimeout,
+		ShutdownTimeout:    cfg.ShutdownTimeout,
+		NotBefore:          s.pipe.NotBefore,
+		Fatal:              connect.IsAuthError,
+		Logger:             log.Named("consumer"),
+		OnCommit:           s.metrics.Commit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cons = cons
+
+	report := s.Doctor(ctx)
+	for _, c := range report.Checks {
+		s.metrics.DoctorCheck(c.ID, string(c.Status))
+		if c.Status != doctor.Pass {
+			log.Warn("durability check", zap.String("check", c.ID), zap.String("status", string(c.Status)),
+				zap.String("observed", c.Observed), zap.String("fix", c.Fix))
+		}
+	}
+	if cfg.DoctorStrict && report.Failed() {
+		return nil, errors.New("durability audit failed and SIDECAR_DOCTOR_STRICT=true: run `kafka-sidecar doctor` for the fixes")
+	}
+	return s, nil
+}
+
+// checkKafka fails fast, within 30 s, when the brokers reject the credentials.
+func (s *Sidecar) checkKafka(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := s.admin.ListBrokers(cctx)
+	switch {
+	case err == nil:
+		return nil
+	case connect.IsAuthError(err):
+		return fmt.Errorf("%w: kafka rejected the credentials: %w", ErrAuth, err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default:
+		// Unreachable brokers are an outage, not a configuration error: start anyway and let kgo retry.
+		s.log.Warn("kafka brokers not reachable yet; continuing and retrying", zap.Error(err))
+		return nil
+	}
+}
+
+func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
+	owner := s.cfg.KafkaInstanceID
+	if owner == "" {
+		host, _ := os.Hostname()
+		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
+	}
+	lease := s.cfg.AppTimeout + s.cfg.DedupLeaseMargin
+	prefix := s.cfg.DedupKeyPrefix + ":" + s.cfg.KafkaGroup + ":"
+	switch s.cfg.Dedup {
+	case config.DedupOff:
+		s.log.Warn("SIDECAR_DEDUP=off: redelivered records reach the app again")
+		return dedup.Off(), nil
+	case config.DedupMemory:
+		s.log.Warn("SIDECAR_DEDUP=memory: duplicates are suppressed only within this process")
+		return dedup.NewMemory(dedup.MemoryOptions{Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL}), nil
+	}
+	rc, err := connect.Redis(s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.redis = rc
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rc.Ping(pctx).Err(); err != nil {
+		if isRedisAuth(err) {
+			return nil, fmt.Errorf("%w: redis rejected the credentials: %s", ErrAuth, connect.RedactURL(err.Error()))
+		}
+		// An outage at start is waited out like any other: delivery stays paused until Redis answers.
+		s.log.Warn("redis not reachable yet; delivery waits for it", zap.String("error", connect.RedactURL(err.Error())))
+	}
+	return dedup.NewRedis(rc, dedup.RedisOptions{KeyPrefix: prefix, Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL}), nil
+}
+
+func isRedisAuth(err error) bool {
+	if errors.Is(err, dedup.ErrAuth) {
+		return true
+	}
+	msg := strings.ToUpper(err.Error())
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "INVALID PASSWORD", "INVALID USERNAME-PASSWORD"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Doctor runs the durability audit with the sidecar's own clients.
+func (s *Sidecar) Doctor(ctx context.Context) doctor.Report {
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	deps := doctor.Deps{Config: s.cfg, Admin: s.admin, Redis: s.redis, AppProbe: s.appProbe.Check}
+	if s.cfg.AppHealthURL != "" {
+		deps.HealthProbe = s.probe.Check
+	}
+	return doctor.Run(dctx, deps)
+}
+
+// Metrics returns the sidecar's metrics.
+func (s *Sidecar) Metrics() *metrics.Metrics { return s.metrics }
+
+// Run consumes until ctx ends, serving the admin endpoints meanwhile, then drains and commits.
+func (s *Sidecar) Run(ctx context.Context) error {
+	defer s.close()
+	adminSrv, err := s.startAdmin()
+	if err != nil {
+		return err
+	}
+	hctx, stopHealth := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if s.cfg.AppHealthURL != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.watchHealth(hctx) }()
+	}
+	runErr := s.cons.Run(ctx)
+	s.stopOnce.Do(func() { close(s.stopping) })
+	stopHealth()
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, srv := range adminSrv {
+		_ = srv.Shutdown(sctx)
+	}
+	if runErr != nil && connect.IsAuthError(runErr) && !errors.Is(runErr, ErrAuth) {
+		runErr = fmt.Errorf("%w: kafka: %w", ErrAuth, runErr)
+	}
+	return runErr
+}
+
+// watchHealth polls the app's health URL and holds the gate closed while it fails.
+func (s *Sidecar) watchHealth(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.probe.Check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.gate.Hold(metrics.PauseAppUnhealthy, err != nil)
+		s.metrics.AppUp(err == nil)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Sidecar) close() {
+	if s.coal != nil {
+		s.coal.Close()
+	}
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+	if s.producer != nil {
+		s.producer.Close()
+	}
+	if s.admin != nil {
+		s.admin.Close()
+	}
+	if s.http != nil {
+		s.http.CloseIdleConnections()
+	}
+}
+
+// appTLSConfig builds the TLS settings for an https app URL from SIDECAR_APP_TLS_*.
+func appTLSConfig(cfg *config.Config) (*tls.Config, error) {
+	if cfg.AppTLSCAFile == "" && cfg.AppTLSCertFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.AppTLSCAFile != "" {
+		pem, err := os.ReadFile(cfg.AppTLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading SIDECAR_APP_TLS_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("parsing SIDECAR_APP_TLS_CA_FILE: no PEM certificate found")
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.AppTLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.AppTLSCertFile, cfg.AppTLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("loading SIDECAR_APP_TLS_CERT_FILE and SIDECAR_APP_TLS_KEY_FILE: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Audit runs the durability audit alone, for `kafka-sidecar doctor`: it connects with the sidecar's settings but
+// creates no topic and consumes nothing.
+func Audit(ctx context.Context, cfg *config.Config, log *zap.Logger) (doctor.Report, error) {
+	s := &Sidecar{cfg: cfg, log: log}
+	defer s.close()
+	kopts, err := connect.KafkaOpts(cfg)
+	if err != nil {
+		return doctor.Report{}, err
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return doctor.Report{}, fmt.Errorf("creating kafka admin client: %w", err)
+	}
+	s.admin = kadm.NewClient(cl)
+	if cfg.Dedup == config.DedupRedis {
+		if s.redis, err = connect.Redis(cfg); err != nil {
+			return doctor.Report{}, err
+		}
+		defer func() { _ = s.redis.Close() }()
+	}
+	h, err := handler.NewHTTP(handler.HTTPOptions{URL: cfg.AppURL, Timeout: cfg.AppTimeout})
+	if err != nil {
+		return doctor.Report{}, fmt.Errorf("building the app client: %w", err)
+	}
+	if err := s.buildProbes(h); err != nil {
+		return doctor.Report{}, err
+	}
+	return s.Doctor(ctx), nil
+}
+
+func (s *Sidecar) buildProbes(h *handler.HTTP) error {
+	var err error
+	if s.probe, err = handler.NewProbe(s.cfg.AppURL, s.cfg.AppHealthURL, h.Client()); err != nil {
+		return fmt.Errorf("building the app probe: %w", err)
+	}
+	if s.appProbe, err = handler.NewProbe(s.cfg.AppURL, "", h.Client()); err != nil {
+		return fmt.Errorf("building the app probe: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs when it is missing. Safe to run again: each step is skipped once done.
+set -euo pipefail
+GOBIN="${GOBIN:-$(go env GOPATH)/bin}"
+LINT_VERSION=v2.15.0
+HELM_VERSION=v3.22.0
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server (Debian package)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+# The Debian package starts a system instance on 6379; the tests start their own servers on free ports.
+
+if ! "$GOBIN/golangci-lint" --version 2>/dev/null | grep -q "${LINT_VERSION#v}"; then
+  echo "== installing golangci-lint $LINT_VERSION"
+  GOBIN="$GOBIN" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$LINT_VERSION"
+fi
+if ! "$GOBIN/helm" version --short 2>/dev/null | grep -q "$HELM_VERSION"; then
+  echo "== installing helm $HELM_VERSION"
+  GOBIN="$GOBIN" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  echo "== installing Java and Maven (for the real Kafka cluster)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven >/dev/null
+fi
