@@ -1,0 +1,12 @@
+package connect
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package when a test leaves a Kafka or Redis client's goroutines running.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
