@@ -1,0 +1,171 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func base() []string {
+	return []string{
+		"SIDECAR_KAFKA_BROKERS=127.0.0.1:9092,kafka-1:9092",
+		"SIDECAR_KAFKA_TOPICS=orders, payments",
+		"SIDECAR_KAFKA_GROUP=billing",
+		"SIDECAR_REDIS_URL=redis://127.0.0.1:6379/0",
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := LoadFrom(base())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"topics trimmed", strings.Join(c.KafkaTopics, "|"), "orders|payments"},
+		{"session timeout", c.KafkaSessionTimeout, 45 * time.Second},
+		{"start offset", c.KafkaStartOffset, "earliest"},
+		{"app url", c.AppURL, "http://127.0.0.1:8080/"},
+		{"app timeout", c.AppTimeout, 30 * time.Second},
+		{"ordering", c.Ordering, OrderingKey},
+		{"max in flight", c.MaxInFlight, 64},
+		{"dedup", c.Dedup, DedupRedis},
+		{"dedup ttl", c.DedupTTL, 168 * time.Hour},
+		{"attempts in place", c.RetryAttemptsPlace, 3},
+		{"retry delays", len(c.RetryDelays), 3},
+		{"admin addr", c.AdminAddr, ":9464"},
+		{"log", c.LogLevel + "/" + c.LogFormat, "info/json"},
+		{"shutdown timeout", c.ShutdownTimeout, 30 * time.Second},
+		{"create topics", c.CreateTopics, true},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestEmptyRetryDelaysMeansNoRetryTopics(t *testing.T) {
+	c, err := LoadFrom(append(base(), "SIDECAR_RETRY_DELAYS="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RetryDelays) != 0 {
+		t.Fatalf("SIDECAR_RETRY_DELAYS= gave %v, want no retry topics", c.RetryDelays)
+	}
+}
+
+func TestInvalidValuesNameTheirVariable(t *testing.T) {
+	tests := []struct {
+		env  string
+		want string
+	}{
+		{"SIDECAR_KAFKA_BROKERS=localhost", "SIDECAR_KAFKA_BROKERS"},
+		{"SIDECAR_KAFKA_TOPICS=bad topic", "SIDECAR_KAFKA_TOPICS"},
+		{"SIDECAR_KAFKA_GROUP=", "SIDECAR_KAFKA_GROUP"},
+		{"SIDECAR_KAFKA_SESSION_TIMEOUT=1s", "SIDECAR_KAFKA_SESSION_TIMEOUT"},
+		{"SIDECAR_KAFKA_START_OFFSET=middle", "SIDECAR_KAFKA_START_OFFSET"},
+		{"SIDECAR_APP_URL=ftp://x/", "SIDECAR_APP_URL"},
+		{"SIDECAR_APP_TIMEOUT=soon", "SIDECAR_APP_TIMEOUT"},
+		{"SIDECAR_APP_TIMEOUT=", "SIDECAR_APP_TIMEOUT"},
+		{"SIDECAR_APP_TIMEOUT=-1s", "SIDECAR_APP_TIMEOUT"},
+		{"SIDECAR_ORDERING=random", "SIDECAR_ORDERING"},
+		{"SIDECAR_MAX_IN_FLIGHT=0", "SIDECAR_MAX_IN_FLIGHT"},
+		{"SIDECAR_MAX_IN_FLIGHT=lots", "SIDECAR_MAX_IN_FLIGHT"},
+		{"SIDECAR_DEDUP=sometimes", "SIDECAR_DEDUP"},
+		{"SIDECAR_REDIS_URL=http://x", "SIDECAR_REDIS_URL"},
+		{"SIDECAR_DEDUP_TTL=0s", "SIDECAR_DEDUP_TTL"},
+		{"SIDECAR_RETRY_ATTEMPTS_IN_PLACE=0", "SIDECAR_RETRY_ATTEMPTS_IN_PLACE"},
+		{"SIDECAR_RETRY_DELAYS=10s,often", "SIDECAR_RETRY_DELAYS"},
+		{"SIDECAR_DLQ_TOPIC=dead letters", "SIDECAR_DLQ_TOPIC"},
+		{"SIDECAR_ADMIN_ADDR=9464", "SIDECAR_ADMIN_ADDR"},
+		{"SIDECAR_LOG_LEVEL=loud", "SIDECAR_LOG_LEVEL"},
+		{"SIDECAR_LOG_FORMAT=xml", "SIDECAR_LOG_FORMAT"},
+		{"SIDECAR_SHUTDOWN_TIMEOUT=0s", "SIDECAR_SHUTDOWN_TIMEOUT"},
+		{"SIDECAR_CREATE_TOPICS=maybe", "SIDECAR_CREATE_TOPICS"},
+		{"SIDECAR_KAFKA_SASL_MECHANISM=GSSAPI", "SIDECAR_KAFKA_SASL_MECHANISM"},
+		{"SIDECAR_KAFKA_SASL_MECHANISM=PLAIN", "SIDECAR_KAFKA_SASL_PASSWORD"},
+		{"SIDECAR_KAFKA_TLS_CA_FILE=/nonexistent/ca.pem", "SIDECAR_KAFKA_TLS_CA_FILE"},
+		{"SIDECAR_DELIVERY=stream", "SIDECAR_DELIVERY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			env := base()
+			key := strings.SplitN(tt.env, "=", 2)[0]
+			filtered := env[:0]
+			for _, e := range env {
+				if !strings.HasPrefix(e, key+"=") {
+					filtered = append(filtered, e)
+				}
+			}
+			_, err := LoadFrom(append(filtered, tt.env))
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("want a *config.Error, got %v", err)
+			}
+			if !strings.HasPrefix(cerr.Problems[0], tt.want+":") {
+				t.Fatalf("problems %q, want the first naming %s", cerr.Problems, tt.want)
+			}
+		})
+	}
+}
+
+func TestEmptyEnvironmentNamesEveryRequiredVariable(t *testing.T) {
+	_, err := LoadFrom(nil)
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("want *config.Error, got %v", err)
+	}
+	msg := cerr.Error()
+	for _, v := range []string{"SIDECAR_KAFKA_BROKERS", "SIDECAR_KAFKA_TOPICS", "SIDECAR_KAFKA_GROUP", "SIDECAR_REDIS_URL"} {
+		if !strings.Contains(msg, v) {
+			t.Errorf("message does not name %s:\n%s", v, msg)
+		}
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	c, err := LoadFrom(append(base()[:3], "SIDECAR_REDIS_URL=redis://:hunter2@127.0.0.1:6379", "SIDECAR_KAFKA_SASL_MECHANISM=PLAIN",
+		"SIDECAR_KAFKA_SASL_USERNAME=u", "SIDECAR_KAFKA_SASL_PASSWORD=s3cr3t-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := strings.ToLower(sprintf(format, c))
+		if strings.Contains(out, "hunter2") || strings.Contains(out, "s3cr3t-pw") {
+			t.Fatalf("%s printed a secret: %s", format, out)
+		}
+	}
+	if c.RedisURL.Reveal() != "redis://:hunter2@127.0.0.1:6379" {
+		t.Fatal("Reveal must return the secret itself")
+	}
+}
+
+func TestBadRedisURLErrorHidesPassword(t *testing.T) {
+	_, err := LoadFrom(append(base()[:3], "SIDECAR_REDIS_URL=http://:hunter2@x"))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("want an error without the password, got %v", err)
+	}
+}
+
+func FuzzLoadFrom(f *testing.F) {
+	f.Add("SIDECAR_RETRY_DELAYS", "1s,2m")
+	f.Add("SIDECAR_KAFKA_BROKERS", "a:1,,b")
+	f.Add("SIDECAR_APP_URL", "http://[::1]:80/{topic}")
+	f.Fuzz(func(t *testing.T, key, value string) {
+		env := append(base(), key+"="+value)
+		c, err := LoadFrom(env)
+		if err == nil && c == nil {
+			t.Fatal("nil config without an error")
+		}
+		if err != nil {
+			var cerr *Error
+			if !errors.As(err, &cerr) || len(cerr.Problems) == 0 {
+				t.Fatalf("error without problems: %v", err)
+			}
+		}
+	})
+}
