@@ -18,9 +18,11 @@ if ! "$GOBIN/golangci-lint" --version 2>/dev/null | grep -q "${LINT_VERSION#v}";
   echo "== installing golangci-lint $LINT_VERSION"
   GOBIN="$GOBIN" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$LINT_VERSION"
 fi
-if ! "$GOBIN/helm" version --short 2>/dev/null | grep -q "$HELM_VERSION"; then
+# A helm built with `go install` does not know its own patch version: a stamp file records what was installed.
+if [ ! -x "$GOBIN/helm" ] || [ "$(cat "$GOBIN/.helm-version" 2>/dev/null)" != "$HELM_VERSION" ]; then
   echo "== installing helm $HELM_VERSION"
   GOBIN="$GOBIN" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "$HELM_VERSION" > "$GOBIN/.helm-version"
 fi
 if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   echo "== installing Java and Maven (for the real Kafka cluster)"
