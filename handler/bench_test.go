@@ -1,0 +1,150 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// benchDelivery is a typical record: a 1 KiB JSON value, a key, and a few headers including trace context.
+func benchDelivery() *Delivery {
+	d := sampleDelivery()
+	d.Value = []byte(`{"order":12345,"note":"` + strings.Repeat("x", 1000) + `"}`)
+	d.Headers = append(d.Headers,
+		kgo.RecordHeader{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
+		kgo.RecordHeader{Key: "source", Value: []byte("checkout-service")})
+	return d
+}
+
+func BenchmarkBuildRequest(b *testing.B) {
+	h := newTestHTTP(b, HTTPOptions{URL: "http://127.0.0.1:8080/in/{topic}"})
+	d := benchDelivery()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.buildRequest(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchServer answers 204 after reading the body, like a fast app.
+func benchServer(b *testing.B) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		discardBody(r)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+func BenchmarkDeliver(b *testing.B) {
+	h := newTestHTTP(b, HTTPOptions{URL: benchServer(b).URL + "/in/{topic}"})
+	d := benchDelivery()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := h.Deliver(ctx, d); res.Outcome != Success {
+			b.Fatalf("Deliver = %+v", res)
+		}
+	}
+}
+
+func BenchmarkDeliverParallel(b *testing.B) {
+	h := newTestHTTP(b, HTTPOptions{URL: benchServer(b).URL + "/in/{topic}", MaxConns: 64})
+	d := benchDelivery()
+	b.SetParallelism(32) // 32 × GOMAXPROCS deliveries in flight, as with SIDECAR_MAX_IN_FLIGHT=64 on 2 cores
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if res := h.Deliver(ctx, d); res.Outcome != Success {
+				b.Errorf("Deliver = %+v", res)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkDeliverFailure(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		discardBody(r)
+		http.Error(w, "database unavailable: connection pool exhausted", http.StatusInternalServerError)
+	}))
+	b.Cleanup(srv.Close)
+	h := newTestHTTP(b, HTTPOptions{URL: srv.URL})
+	d := benchDelivery()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := h.Deliver(ctx, d); res.Outcome != Retryable {
+			b.Fatalf("Deliver = %+v", res)
+		}
+	}
+}
+
+func BenchmarkEncodeBatch(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ds := make([]*Delivery, n)
+			for i := range ds {
+				ds[i] = benchDelivery()
+				ds[i].Value = []byte(`{"order":12345,"total":12.5,"items":[{"sku":"A-1","qty":2}]}`)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				encodeBatch(ds)
+			}
+		})
+	}
+}
+
+func BenchmarkDeliverBatch(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		discardBody(r)
+		_, _ = io.WriteString(w, `{"results":[{"id":"orders/3/42","status":200}]}`) // a client that went away fails on its side
+	}))
+	b.Cleanup(srv.Close)
+	h := newTestHTTP(b, HTTPOptions{URL: srv.URL})
+	ds := make([]*Delivery, 100)
+	for i := range ds {
+		ds[i] = benchDelivery()
+		ds[i].ID = fmt.Sprintf("orders/3/%d", i)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := h.DeliverBatch(ctx, ds); res[0].Outcome != Success {
+			b.Fatalf("DeliverBatch = %+v", res[0])
+		}
+	}
+}
+
+func BenchmarkTokenHeader(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("token-a"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	tf, err := newTokenFile(path, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if tf.header() == "" {
+				b.Error("empty token")
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,327 @@
+package handler
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/textproto"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Reference rules for header validity, written independently of the production ones (RFC 9110 5.1 and 5.5).
+var (
+	refToken = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
+	refValue = regexp.MustCompile(`^[^\x00-\x08\x0a-\x1f\x7f]*$`)
+)
+
+func refValid(name string, value []byte) bool {
+	return refToken.MatchString(name) && refValue.Match(value)
+}
+
+// FuzzBuildRequest checks that whatever the record holds, the request built is valid HTTP: written out and
+// parsed back, it carries exactly the expected headers, the ID, key and value survive, and nothing else
+// (such as a header injected through a CRLF in a value) appears.
+func FuzzBuildRequest(f *testing.F) {
+	f.Add("orders/0/1", "orders", []byte("customer-7"), false, "tenant", []byte("acme"), "content-type", []byte("application/json"), []byte(`{"a":1}`))
+	f.Add("id\r\nX: y", "orders", []byte{0, 0xff}, false, "bad name", []byte("v"), "ok", []byte("line\r\nInjected: yes"), []byte{})
+	f.Add("", "a b/c?d#e", []byte(" padded "), false, "traceparent", []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), "tracestate", []byte("k=v"), []byte("x"))
+	f.Add("ü", "t\x00", []byte(nil), true, "", []byte(nil), "Content-Type", []byte("\x01"), []byte("x"))
+	f.Add("\xff\xfe", "\tt ", []byte("\x7f"), false, "dup", []byte(" \ta\t "), "DUP", []byte("b"), []byte("x"))
+	f.Add("k", "t", []byte("k"), false, "x:y", []byte("é"), "a\x00", []byte("v"), []byte("x"))
+
+	h, err := NewHTTP(HTTPOptions{URL: "http://127.0.0.1:8080/in/{topic}"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, id, topic string, key []byte, nilKey bool, n1 string, v1 []byte, n2 string, v2 []byte, value []byte) {
+		if nilKey {
+			key = nil
+		} else if key == nil {
+			key = []byte{}
+		}
+		d := &Delivery{
+			ID: id, Topic: topic, Partition: 5, Offset: -1, Timestamp: time.UnixMilli(-1), Key: key, Value: value, Attempt: 3,
+			Headers: []kgo.RecordHeader{{Key: n1, Value: v1}, {Key: n2, Value: v2}},
+		}
+		req, err := h.buildRequest(context.Background(), d)
+		if err != nil {
+			if refValue.MatchString(topic) {
+				t.Fatalf("buildRequest refused a valid topic %q: %v", topic, err)
+			}
+			return
+		}
+		var wire bytes.Buffer
+		if err := req.Write(&wire); err != nil {
+			t.Fatalf("writing the request: %v", err)
+		}
+		got, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(wire.Bytes())))
+		if err != nil {
+			t.Fatalf("the request does not parse back: %v\n%q", err, wire.Bytes())
+		}
+		body, err := io.ReadAll(got.Body)
+		if err != nil || !bytes.Equal(body, value) {
+			t.Fatalf("body = %q (%v), want %q", body, err, value)
+		}
+		if got.Method != http.MethodPost || got.URL.Path != "/in/"+topic {
+			t.Fatalf("request line = %s %q, want POST %q", got.Method, got.URL.Path, "/in/"+topic)
+		}
+
+		want := http.Header{}
+		add := func(k, v string) {
+			want[textproto.CanonicalMIMEHeaderKey(k)] = append(want[textproto.CanonicalMIMEHeaderKey(k)], strings.Trim(v, " \t"))
+		}
+		add("User-Agent", got.Header.Get("User-Agent"))
+		add("Content-Length", strconv.Itoa(len(value)))
+		ct := defaultContentType
+		var tp, ts []byte
+		tpOK, tsOK := false, false
+		for _, rh := range d.Headers {
+			switch {
+			case strings.EqualFold(rh.Key, "content-type") && len(rh.Value) > 0 && refValue.Match(rh.Value):
+				ct = string(rh.Value)
+			case strings.EqualFold(rh.Key, "traceparent"):
+				tp, tpOK = rh.Value, refValue.Match(rh.Value)
+			case strings.EqualFold(rh.Key, "tracestate"):
+				ts, tsOK = rh.Value, refValue.Match(rh.Value)
+			}
+		}
+		add("Content-Type", ct)
+		if plainASCII(id) {
+			add("Idempotency-Key", id)
+		} else {
+			add("Idempotency-Key", base64.StdEncoding.EncodeToString([]byte(id)))
+			add("Idempotency-Key-Encoding", "base64")
+		}
+		add("Kafka-Topic", topic)
+		add("Kafka-Partition", "5")
+		add("Kafka-Offset", "-1")
+		add("Kafka-Timestamp", "1969-12-31T23:59:59.999Z")
+		add("Kafka-Attempt", "3")
+		if key != nil {
+			if plainASCII(key) {
+				add("Kafka-Key", string(key))
+			} else {
+				add("Kafka-Key", base64.StdEncoding.EncodeToString(key))
+				add("Kafka-Key-Encoding", "base64")
+			}
+		}
+		for _, rh := range d.Headers {
+			if refValid(rh.Key, rh.Value) {
+				add(HeaderRecordPrefix+rh.Key, string(rh.Value))
+			}
+		}
+		if tpOK {
+			add("traceparent", string(tp))
+		}
+		if tsOK {
+			add("tracestate", string(ts))
+		}
+		for k, v := range want {
+			if !slices.Equal(got.Header[k], v) {
+				t.Errorf("header %s = %q, want %q", k, got.Header[k], v)
+			}
+		}
+		for k := range got.Header {
+			if _, ok := want[k]; !ok {
+				t.Errorf("unexpected header %s: %q", k, got.Header[k])
+			}
+		}
+		// The encodings are lossless.
+		gotID := got.Header.Get("Idempotency-Key")
+		if got.Header.Get("Idempotency-Key-Encoding") == "base64" {
+			raw, err := base64.StdEncoding.DecodeString(gotID)
+			if err != nil {
+				t.Fatalf("Idempotency-Key %q is not base64: %v", gotID, err)
+			}
+			gotID = string(raw)
+		}
+		if gotID != id {
+			t.Errorf("ID arrived as %q, want %q", gotID, id)
+		}
+	})
+}
+
+// FuzzBatchResponse checks that any answer to a batch, however malformed, yields one well-formed result per
+// record: a known outcome, a reason exactly when it is not a success, log-safe, Retry-After within bounds.
+func FuzzBatchResponse(f *testing.F) {
+	f.Add(200, []byte(`{"results":[{"id":"0","status":200},{"id":"1","status":422,"error":"bad"}]}`), uint8(3), "", "", true)
+	f.Add(500, []byte(`{"results":[{"id":"2","status":200,"action":"dead-letter"}]}`), uint8(5), "retry", "10", true)
+	f.Add(207, []byte(`{"results":[{"id":"0","status":-1},{"id":"0","status":1000},{"id":"1","status":503}]}`), uint8(2), "", "Wed, 01 May 2024 12:01:00 GMT", true)
+	f.Add(503, []byte("<html>\x00\xff</html>"), uint8(4), "dead-letter", "99999", false)
+	f.Add(-7, []byte(`{"results":null}`), uint8(1), "DEAD-LETTER", "", true)
+	f.Add(200, []byte(`{"results":[{"id":1}]}`), uint8(7), "", "", true)
+	f.Add(0, []byte{}, uint8(0), "", "", true)
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, status int, body []byte, n uint8, action, retryAfter string, complete bool) {
+		ids := make([]string, n%8)
+		for i := range ids {
+			ids[i] = strconv.Itoa(i % 3) // some ids repeat, as a batch might
+		}
+		hdr := http.Header{}
+		hdr.Set(HeaderAction, action)
+		hdr.Set(HeaderRetryAfter, retryAfter)
+		results := make([]Result, len(ids))
+		decodeBatchAnswer(results, ids, status, hdr, body, complete, now)
+		if len(results) != len(ids) {
+			t.Fatalf("%d results for %d records", len(results), len(ids))
+		}
+		for i, r := range results {
+			if r.Outcome > AppUnavailable {
+				t.Errorf("record %d: unknown outcome %d", i, r.Outcome)
+			}
+			if r.Status != status && (r.Status < 100 || r.Status > 999) {
+				t.Errorf("record %d: status %d is neither the answer's nor a valid code", i, r.Status)
+			}
+			if (r.Reason == "") != (r.Outcome == Success) {
+				t.Errorf("record %d: outcome %v with reason %q", i, r.Outcome, r.Reason)
+			}
+			if !utf8.ValidString(r.Reason) || strings.ContainsAny(r.Reason, "\r\n\x00") || len(r.Reason) > 300 {
+				t.Errorf("record %d: reason %q is not short and log-safe", i, r.Reason)
+			}
+			if r.RetryAfter < 0 || r.RetryAfter > MaxRetryAfter {
+				t.Errorf("record %d: RetryAfter %v out of bounds", i, r.RetryAfter)
+			}
+		}
+	})
+}
+
+// FuzzRetryAfter checks that any Retry-After value gives a delay within [0, MaxRetryAfter], and that small
+// delay-seconds are taken exactly.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "120", "300", "18446744073709551616", "-1", "1.5", " 7 ",
+		"Wed, 01 May 2024 12:01:00 GMT", "Wednesday, 01-May-24 12:00:10 GMT", "Wed May  1 12:00:20 2024", "soon", "9abc"} {
+		f.Add(s)
+	}
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		d := ParseRetryAfter(v, now)
+		if d < 0 || d > MaxRetryAfter {
+			t.Fatalf("ParseRetryAfter(%q) = %v, out of [0, %v]", v, d, MaxRetryAfter)
+		}
+		if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 && secs < 300 &&
+			!strings.HasPrefix(strings.TrimSpace(v), "+") && d != time.Duration(secs)*time.Second {
+			t.Fatalf("ParseRetryAfter(%q) = %v, want %ds", v, d, secs)
+		}
+	})
+}
+
+// FuzzEncodeBatch checks that the batch body is always valid JSON and gives back the ID, key, value and
+// headers unchanged once the documented encodings are undone.
+func FuzzEncodeBatch(f *testing.F) {
+	f.Add("orders/0/1", []byte("k"), false, "application/json", []byte(`{"a":[1,2]}`), "tenant", []byte("acme"))
+	f.Add("\xff", []byte{0, 1}, false, "application/x+json; charset=utf-8", []byte("{bad"), "\xfe", []byte("v"))
+	f.Add("q\"\\\n", []byte(nil), true, "", []byte(nil), "h", []byte("\xff"))
+	f.Add("é", []byte(" k"), false, "application/json", []byte(" \"\xff\" "), "Content-Type", []byte("application/json"))
+	f.Fuzz(func(t *testing.T, id string, key []byte, nilKey bool, ct string, value []byte, hk string, hv []byte) {
+		if nilKey {
+			key = nil
+		} else if key == nil {
+			key = []byte{}
+		}
+		d := &Delivery{ID: id, Topic: "orders", Key: key, Value: value, Attempt: 1, Headers: []kgo.RecordHeader{{Key: hk, Value: hv}}}
+		if ct != "" {
+			d.Headers = append(d.Headers, kgo.RecordHeader{Key: "content-type", Value: []byte(ct)})
+		}
+		body, ids := encodeBatch([]*Delivery{d, d})
+		if !json.Valid(body) {
+			t.Fatalf("body is not valid JSON: %q", body)
+		}
+		var got struct {
+			Records []struct {
+				ID            string            `json:"id"`
+				IDEncoding    string            `json:"id_encoding"`
+				Key           *string           `json:"key"`
+				KeyEncoding   string            `json:"key_encoding"`
+				Headers       map[string]string `json:"headers"`
+				Value         json.RawMessage   `json:"value"`
+				ValueEncoding string            `json:"value_encoding"`
+			} `json:"records"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil || len(got.Records) != 2 {
+			t.Fatalf("decoding the body: %v (%d records)", err, len(got.Records))
+		}
+		r := got.Records[0]
+		if r.ID != ids[0] || ids[0] != ids[1] {
+			t.Errorf("id sent as %q, reported as %q and %q", r.ID, ids[0], ids[1])
+		}
+		if decoded := decodeField(t, r.ID, r.IDEncoding); decoded != id {
+			t.Errorf("id = %q, want %q", decoded, id)
+		}
+		switch {
+		case key == nil && r.Key != nil:
+			t.Errorf("key = %q, want none", *r.Key)
+		case key != nil && r.Key == nil:
+			t.Errorf("key missing, want %q", key)
+		case key != nil && decodeField(t, *r.Key, r.KeyEncoding) != string(key):
+			t.Errorf("key = %q (%s), want %q", *r.Key, r.KeyEncoding, key)
+		}
+		if r.ValueEncoding == EncodingBase64 {
+			var s string
+			if err := json.Unmarshal(r.Value, &s); err != nil || decodeField(t, s, r.ValueEncoding) != string(value) {
+				t.Errorf("value = %s, want base64 of %q", r.Value, value)
+			}
+		} else {
+			var a, b bytes.Buffer
+			if json.Compact(&a, r.Value) != nil || json.Compact(&b, value) != nil || a.String() != b.String() {
+				t.Errorf("value = %s, want the JSON %q", r.Value, value)
+			}
+		}
+		if utf8.ValidString(hk) && utf8.Valid(hv) && (hk != "content-type" || ct == "") {
+			if v, ok := r.Headers[hk]; !ok || v != string(hv) {
+				t.Errorf("header %q = %q (%v), want %q", hk, v, ok, hv)
+			}
+		}
+	})
+}
+
+func decodeField(t *testing.T, s, encoding string) string {
+	t.Helper()
+	if encoding == "" {
+		return s
+	}
+	if encoding != EncodingBase64 {
+		t.Fatalf("unknown encoding %q", encoding)
+	}
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("%q is not base64: %v", s, err)
+	}
+	return string(raw)
+}
+
+// FuzzAppendSafe checks that a quoted body is always one line of valid UTF-8 without control characters or
+// surrounding spaces, and bounded in size.
+func FuzzAppendSafe(f *testing.F) {
+	f.Add([]byte("boom"), uint16(256))
+	f.Add([]byte("\r\n\x00\xff\xc3\u2028\u0085 x "), uint16(5))
+	f.Add([]byte("ab€"), uint16(4))
+	f.Fuzz(func(t *testing.T, src []byte, limit uint16) {
+		out := appendSafe(nil, src, int(limit))
+		if !utf8.Valid(out) {
+			t.Fatalf("%q is not valid UTF-8", out)
+		}
+		if len(out) > int(limit) {
+			t.Fatalf("%d bytes out of a limit of %d", len(out), limit)
+		}
+		if bytes.HasPrefix(out, []byte(" ")) || bytes.HasSuffix(out, []byte(" ")) {
+			t.Fatalf("%q has surrounding spaces", out)
+		}
+		for _, r := range string(out) {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+				t.Fatalf("%q holds the control character %U", out, r)
+			}
+		}
+	})
+}

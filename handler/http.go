@@ -1,0 +1,268 @@
+package handler
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults for the zero values of HTTPOptions.
+const (
+	// DefaultTimeout bounds one delivery when HTTPOptions.Timeout is zero.
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxResponseBytes caps the bytes read from an answer when HTTPOptions.MaxResponseBytes is zero.
+	DefaultMaxResponseBytes = 1 << 20
+	// DefaultMaxConns sizes the keep-alive pool when HTTPOptions.MaxConns is zero; it matches the default
+	// SIDECAR_MAX_IN_FLIGHT.
+	DefaultMaxConns = 64
+)
+
+// Transport settings for an app on the same host: connecting takes microseconds, so a slow connect means the
+// app is not there and waiting longer only delays the pause.
+const (
+	dialTimeout         = 2 * time.Second
+	tlsHandshakeTimeout = 5 * time.Second
+	idleConnTimeout     = 90 * time.Second
+	maxHeaderBytes      = 64 << 10
+)
+
+// topicPlaceholder in the path of the app URL is replaced by the path-escaped source topic.
+const topicPlaceholder = "{topic}"
+
+// HTTPOptions configure an HTTP deliverer.
+type HTTPOptions struct {
+	// URL is where records are POSTed. "{topic}" in its path is replaced by the path-escaped source topic.
+	URL string
+	// Timeout bounds one delivery, from sending the request to reading the answer; zero means DefaultTimeout.
+	Timeout time.Duration
+	// MaxResponseBytes caps how much of an answer is read; the rest is discarded unread and the connection
+	// closed, so a huge answer costs neither memory nor time. Zero means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// AuthTokenFile, when set, names a file whose content (surrounding whitespace trimmed) is sent as
+	// "Authorization: Bearer <token>". The file is checked for changes at most once per second.
+	AuthTokenFile string
+	// TLS configures https app URLs, including a client certificate for mutual TLS; nil uses the defaults.
+	TLS *tls.Config
+	// MaxConns sizes the keep-alive pool: as many idle connections to the app are kept as deliveries may run
+	// at once, so none is re-dialled under load. Zero means DefaultMaxConns.
+	MaxConns int
+	// Clock tells the time for the token file checks and for Retry-After dates; nil means time.Now. Elapsed
+	// in a Result is always measured with the real clock.
+	Clock func() time.Time
+}
+
+// HTTP delivers records to the app with HTTP POST requests. It implements Deliverer and BatchDeliverer and
+// is safe for concurrent use.
+type HTTP struct {
+	url        *urlTemplate
+	timeout    time.Duration
+	maxBody    int64
+	token      *tokenFile
+	now        func() time.Time
+	transport  *http.Transport
+	rt         http.RoundTripper
+	timeoutMsg string
+}
+
+// NewHTTP checks opts and builds a deliverer with its own connection pool.
+func NewHTTP(opts HTTPOptions) (*HTTP, error) {
+	tmpl, err := parseURLTemplate(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case opts.Timeout < 0:
+		return nil, fmt.Errorf("checking timeout: %v is negative", opts.Timeout)
+	case opts.MaxResponseBytes < 0:
+		return nil, fmt.Errorf("checking max response bytes: %d is negative", opts.MaxResponseBytes)
+	case opts.MaxConns < 0:
+		return nil, fmt.Errorf("checking max conns: %d is negative", opts.MaxConns)
+	}
+	h := &HTTP{
+		url:     tmpl,
+		timeout: cmp.Or(opts.Timeout, DefaultTimeout),
+		maxBody: cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes),
+		now:     opts.Clock,
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.timeoutMsg = "timeout after " + h.timeout.String()
+	if opts.AuthTokenFile != "" {
+		if h.token, err = newTokenFile(opts.AuthTokenFile, h.now); err != nil {
+			return nil, err
+		}
+	}
+	// Connecting must give up well before the delivery does, so that an app that is not there shows as
+	// AppUnavailable (a failed connect) rather than as a Retryable timeout that would use up an attempt.
+	h.transport = newTransport(opts.TLS, cmp.Or(opts.MaxConns, DefaultMaxConns), h.timeout/2)
+	h.rt = h.transport
+	return h, nil
+}
+
+// parseURLTemplate checks the app URL and splits it around "{topic}", which may only appear in the path.
+func parseURLTemplate(raw string) (*urlTemplate, error) {
+	if raw == "" {
+		return nil, errors.New("checking app url: it is empty")
+	}
+	// Parse with a neutral stand-in so the checks see the URL as it will be for a real topic.
+	u, err := url.Parse(strings.ReplaceAll(raw, topicPlaceholder, "topic"))
+	if err != nil {
+		return nil, fmt.Errorf("checking app url: %w", errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("checking app url: scheme %q is not http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("checking app url: it names no host")
+	}
+	t := &urlTemplate{parts: strings.Split(raw, topicPlaceholder)}
+	if len(t.parts) == 1 {
+		t.fixed = u
+		return t, nil
+	}
+	// The placeholder is only allowed in the path: after the authority, before any query or fragment.
+	afterScheme := strings.TrimPrefix(raw[len(u.Scheme):], "://")
+	pathStart := strings.IndexAny(afterScheme, "/?#")
+	pathEnd := strings.IndexAny(afterScheme, "?#")
+	first := strings.Index(afterScheme, topicPlaceholder)
+	last := strings.LastIndex(afterScheme, topicPlaceholder)
+	if pathStart < 0 || afterScheme[pathStart] != '/' || first < pathStart || (pathEnd >= 0 && last > pathEnd) {
+		return nil, errors.New("checking app url: {topic} may only appear in the path")
+	}
+	return t, nil
+}
+
+// newTransport tunes a transport for an app on localhost: keep-alive with an idle pool as large as the
+// deliveries in flight, no proxy from the environment (HTTP_PROXY must not capture traffic to localhost),
+// no compression (it costs CPU and the bodies never cross a network), HTTP/1.1 only. Connecting and the TLS
+// handshake each take at most connectLimit (and never more than a few seconds).
+func newTransport(tlsConf *tls.Config, maxConns int, connectLimit time.Duration) *http.Transport {
+	dialer := &net.Dialer{Timeout: min(dialTimeout, connectLimit), KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      false,
+		TLSHandshakeTimeout:    min(tlsHandshakeTimeout, connectLimit),
+		DisableCompression:     true,
+		MaxIdleConns:           0, // no overall cap: there is one app, capped per host below
+		MaxIdleConnsPerHost:    maxConns,
+		IdleConnTimeout:        idleConnTimeout,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+	}
+	if tlsConf != nil {
+		tr.TLSClientConfig = tlsConf.Clone()
+	}
+	// A non-nil, empty map turns off the HTTP/2 upgrade for https too: one app on localhost gains nothing
+	// from multiplexing, and HTTP/1.1 keeps one stalled request from holding up others.
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	return tr
+}
+
+// Client returns an http.Client over the deliverer's transport (same TLS settings and pool) that does not
+// follow redirects. It suits the readiness Probe.
+func (h *HTTP) Client() *http.Client {
+	return &http.Client{
+		Transport:     h.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// CloseIdleConnections closes the kept-alive connections that carry no request, e.g. on shutdown.
+func (h *HTTP) CloseIdleConnections() { h.transport.CloseIdleConnections() }
+
+// Deliver POSTs one record to the app and classifies the answer. It implements Deliverer.
+//
+// The whole exchange is bounded by the configured timeout (Retryable, "timeout after <timeout>"). When ctx
+// ends first, Deliver returns at once with AppUnavailable and Reason "delivery canceled", an outcome that
+// uses no attempt, in case a caller does not check ctx.Err() as it should.
+func (h *HTTP) Deliver(ctx context.Context, d *Delivery) Result {
+	start := time.Now()
+	if ctx.Err() != nil {
+		return canceled(start)
+	}
+	tctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	req, err := h.buildRequest(tctx, d)
+	if err != nil {
+		return Result{Outcome: Permanent, Reason: "building the request: " + safeString(err.Error()), Elapsed: time.Since(start)}
+	}
+	resp, err := h.rt.RoundTrip(req)
+	if err != nil {
+		return h.failed(ctx, tctx, err, start)
+	}
+	defer resp.Body.Close()
+	res := h.answer(resp)
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+// failed classifies a round trip that ended without a status.
+func (h *HTTP) failed(ctx, tctx context.Context, err error, start time.Time) Result {
+	switch {
+	case ctx.Err() != nil:
+		return canceled(start)
+	case errors.Is(tctx.Err(), context.DeadlineExceeded):
+		return Result{Outcome: Retryable, Reason: h.timeoutMsg, Elapsed: time.Since(start)}
+	}
+	o, reason := classifyError(err)
+	return Result{Outcome: o, Reason: reason, Elapsed: time.Since(start)}
+}
+
+// canceled is the Result when the caller's context ended.
+func canceled(start time.Time) Result {
+	return Result{Outcome: AppUnavailable, Reason: "delivery canceled", Elapsed: time.Since(start)}
+}
+
+// answer classifies a response, reading no more of its body than the cap; the caller closes the body. The
+// status decides; Kafka-Sidecar-Action overrides it.
+// A success reads the body only to drain it for reuse of the connection; a failure keeps its first bytes
+// for the reason. Either way no more than the cap is read.
+func (h *HTTP) answer(resp *http.Response) Result {
+	action := resp.Header.Get(HeaderAction)
+	if o, _ := outcomeOf(resp.StatusCode, action); o == Success {
+		drain(resp.Body, h.maxBody)
+		return Result{Outcome: Success, Status: resp.StatusCode}
+	}
+	var snippet [maxReasonBody]byte
+	n := readSnippet(resp.Body, snippet[:min(int64(len(snippet)), h.maxBody)])
+	drain(resp.Body, h.maxBody-int64(n))
+	var retryAfter time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		retryAfter = ParseRetryAfter(resp.Header.Get(HeaderRetryAfter), h.now())
+	}
+	return classifyAnswer(resp.StatusCode, action, snippet[:n], retryAfter)
+}
+
+// readSnippet fills buf from r as far as r goes and returns the bytes read.
+func readSnippet(r io.Reader, buf []byte) int {
+	n, _ := io.ReadFull(r, buf)
+	return n
+}
+
+// drainBufs recycles the buffers used to drain answer bodies.
+var drainBufs = sync.Pool{New: func() any { return new([4 << 10]byte) }}
+
+// drain reads up to limit bytes of body, for the caller to close it then. A body read to its end lets the
+// transport reuse the connection; a longer one is abandoned and its connection closed, which is cheaper
+// than reading it.
+func drain(body io.Reader, limit int64) {
+	buf := drainBufs.Get().(*[4 << 10]byte)
+	for limit > 0 {
+		n, err := body.Read(buf[:min(int64(len(buf)), limit)])
+		limit -= int64(n)
+		if err != nil {
+			break
+		}
+	}
+	drainBufs.Put(buf)
+}
