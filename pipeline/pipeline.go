@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
+	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/metrics"
 	"github.com/kafka-sidecar/kafka-sidecar/retry"
@@ -112,6 +113,9 @@ type message struct {
 	// source is the topic the record was first consumed from; tier 0 is that topic itself.
 	source string
 	tier   int
+	// provenanced is true when rec carries sidecar-* headers of its own (a retry copy or a replayed dead
+	// letter): those are the sidecar's bookkeeping and are not forwarded to the app.
+	provenanced bool
 }
 
 // NotBefore returns the time a retry record may be offered again; zero for source records. A malformed
@@ -145,6 +149,11 @@ func (p *Pipeline) decode(rec *kgo.Record) message {
 				zap.Int64("offset", rec.Offset), zap.Error(err))
 		}
 		m.prov = prov
+		m.provenanced = true
+	} else if dlq.IsReplay(rec.Headers) {
+		// A replayed dead letter keeps its message ID and original position, so dedup knows it.
+		m.prov, _ = retry.Parse(rec.Headers)
+		m.provenanced = true
 	}
 	if m.prov.OriginalTopic == "" {
 		m.prov.OriginalTopic = m.source
@@ -259,7 +268,7 @@ func (p *Pipeline) deliverLoop(ctx context.Context, m *message) error {
 		Value:     m.rec.Value,
 		Headers:   m.rec.Headers,
 	}
-	if m.tier > 0 {
+	if m.provenanced {
 		d.Headers = retry.Strip(m.rec.Headers)
 	}
 	for {

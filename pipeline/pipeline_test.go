@@ -297,3 +297,30 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+func TestReplayedDeadLetterKeepsIdentityAndHidesBookkeeping(t *testing.T) {
+	app := &scriptedApp{calls: map[string][]*handler.Delivery{}, unknown: ok}
+	p, _ := newTestPipeline(t, app, &parkingLot{}, testOpts(t))
+	rec := &kgo.Record{Topic: "orders", Partition: 1, Offset: 900, Value: []byte("v"), Headers: []kgo.RecordHeader{
+		{Key: "own", Value: []byte("kept")},
+		{Key: retry.HeaderID, Value: []byte("original-id")},
+		{Key: retry.HeaderOriginalTopic, Value: []byte("orders")},
+		{Key: retry.HeaderOriginalPartition, Value: []byte("1")},
+		{Key: retry.HeaderOriginalOffset, Value: []byte("12")},
+		{Key: "sidecar-replayed-from", Value: []byte("orders.g.dlq/1/3")},
+		{Key: "sidecar-replay-count", Value: []byte("1")},
+	}}
+	if err := p.Process(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	d := app.calls["original-id"]
+	if len(d) != 1 {
+		t.Fatalf("replayed record delivered under IDs %v, want original-id", app.calls)
+	}
+	if d[0].Offset != 12 {
+		t.Errorf("Kafka-Offset %d, want the original 12", d[0].Offset)
+	}
+	if len(d[0].Headers) != 1 || d[0].Headers[0].Key != "own" {
+		t.Errorf("headers forwarded %v, want only the record's own", d[0].Headers)
+	}
+}
