@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// topic is the source topic of every run.
+const topic = "orders"
+
+// mode is one configuration of the sidecar under test.
+type mode struct {
+	name    string
+	records int
+	keys    int
+	// latency is how long the app takes per record.
+	latency time.Duration
+	batch   bool
+	env     []string
+	// tail records are produced at tailRate per second after the backlog is done, for the latency figures.
+	tail, tailRate int
+}
+
+// env is the configuration the child gets: only SIDECAR_* variables, so the caller's environment cannot
+// change a figure.
+func (m mode) childEnv(brokers []string, redisURL, appURL string) []string {
+	env := []string{
+		"SIDECAR_KAFKA_BROKERS=" + strings.Join(brokers, ","),
+		"SIDECAR_KAFKA_TOPICS=" + topic,
+		"SIDECAR_KAFKA_GROUP=bench",
+		"SIDECAR_REDIS_URL=" + redisURL,
+		"SIDECAR_APP_URL=" + appURL,
+		"SIDECAR_ADMIN_ADDR=127.0.0.1:0",
+		"SIDECAR_SHUTDOWN_TIMEOUT=10s",
+		"SIDECAR_LOG_LEVEL=warn",
+	}
+	return append(env, m.env...)
+}
+
+// tailWriter keeps the last bytes written to it, for the error message when the child fails.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) > w.max {
+		w.buf = append(w.buf[:0], w.buf[len(w.buf)-w.max:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
+}
+
+// runSidecar measures one mode: a fresh kfake with the backlog preloaded, a flushed Redis, a fresh app, and
+// the binary as a child process.
+func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, timeout time.Duration) (result, error) {
+	res := result{Name: m.name, Records: m.records}
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	cluster, err := startKafka(topic, 12)
+	if err != nil {
+		return res, err
+	}
+	defer cluster.Close()
+	if err := preload(ctx, cluster.ListenAddrs(), topic, m.records, m.keys); err != nil {
+		return res, err
+	}
+	if err := rs.flush(ctx); err != nil {
+		return res, err
+	}
+	a, err := startApp(m.latency, m.batch)
+	if err != nil {
+		return res, err
+	}
+	defer a.close()
+
+	logs := &tailWriter{max: 16 << 10}
+	cmd := exec.Command(binary)
+	cmd.Env = m.childEnv(cluster.ListenAddrs(), rs.url(), a.url())
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("starting %s: %w", binary, err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	// Whatever happens below, the child this run started does not outlive it.
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	fail := func(err error) (result, error) {
+		return res, fmt.Errorf("%s: %w\nsidecar output:\n%s", m.name, err, logs.String())
+	}
+
+	select {
+	case <-a.first:
+	case <-exited:
+		return fail(fmt.Errorf("sidecar exited at start: %w", waitErr))
+	case <-ctx.Done():
+		return fail(errors.New("no delivery reached the app before the deadline"))
+	}
+	cpu0, err := processCPU(pid)
+	if err != nil {
+		return fail(err)
+	}
+	start := time.Now()
+	a.open()
+	if err := a.waitRecords(int64(m.records), deadline, exited); err != nil {
+		return fail(err)
+	}
+	cpu1, err := processCPU(pid)
+	if err != nil {
+		return fail(err)
+	}
+	elapsed := time.Unix(0, a.lastNanos.Load()).Sub(start)
+	res.Seconds = elapsed.Seconds()
+	res.RecordsPerSec = float64(m.records) / elapsed.Seconds()
+	res.CPUMicrosPerRecord = ptr(float64(cpu1-cpu0) / float64(time.Microsecond) / float64(m.records))
+
+	if m.tail > 0 {
+		a.sampling.Store(true)
+		if err := produceTail(ctx, cluster.ListenAddrs(), topic, m.tail, m.tailRate, m.keys, m.records); err != nil {
+			return fail(err)
+		}
+		if err := a.waitRecords(int64(m.records+m.tail), deadline, exited); err != nil {
+			return fail(fmt.Errorf("latency tail: %w", err))
+		}
+		lat := a.latencies()
+		res.P50Ms = ptr(millis(percentile(lat, 0.50)))
+		res.P99Ms = ptr(millis(percentile(lat, 0.99)))
+	}
+
+	rss, err := peakRSS(pid)
+	if err != nil {
+		return fail(err)
+	}
+	res.PeakRSSMiB = ptr(float64(rss) / (1 << 20))
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fail(fmt.Errorf("sending SIGTERM: %w", err))
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		return fail(errors.New("sidecar did not exit within 30s of SIGTERM"))
+	}
+	if waitErr != nil {
+		return fail(fmt.Errorf("sidecar did not exit cleanly on SIGTERM: %w", waitErr))
+	}
+	return res, nil
+}
