@@ -124,7 +124,9 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 	if opts.StartAtEnd {
 		start = kgo.NewOffset().AtEnd()
 	}
-	fetchMax := int32(min(opts.MaxBufferedBytes/2, 16<<20))
+	// franz-go holds fetched batches apart from our buffer; keep its share small so memory stays bounded by the
+	// buffer caps rather than by fetch sizes.
+	fetchMax := int32(min(max(opts.MaxBufferedBytes/4, 1<<20), 8<<20))
 	kopts := append([]kgo.Opt{}, opts.ClientOpts...)
 	kopts = append(kopts,
 		kgo.ConsumerGroup(opts.Group),
@@ -134,8 +136,8 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxBytes(max(fetchMax, 1<<20)),
-		kgo.FetchMaxPartitionBytes(min(max(fetchMax/4, 256<<10), 4<<20)),
+		kgo.FetchMaxBytes(fetchMax),
+		kgo.FetchMaxPartitionBytes(min(max(fetchMax/8, 128<<10), 1<<20)),
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),

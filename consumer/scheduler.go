@@ -340,7 +340,8 @@ func (s *scheduler) retryLater(it *item, d time.Duration) {
 	s.signalWork(s.release(it, now))
 }
 
-// waitForSpace blocks the poll loop while the buffer is full. It returns how many records may be polled.
+// waitForSpace blocks the poll loop while the buffer is full (or nearly: see refill). It returns how many records
+// may be polled.
 func (s *scheduler) waitForSpace(ctx context.Context) (int, bool) {
 	stop := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -348,9 +349,12 @@ func (s *scheduler) waitForSpace(ctx context.Context) (int, bool) {
 		s.mu.Unlock()
 	})
 	defer stop()
+	// Poll again only once a worthwhile chunk is free: a poll per finished record would cost a client round
+	// trip and a rebalance hand-off each, for one record.
+	refill := max(1, min(s.maxRecords/4, 2048))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for !s.stopped && ctx.Err() == nil && (s.buffered >= s.maxRecords || s.bytes >= s.maxBytes) {
+	for !s.stopped && ctx.Err() == nil && (s.buffered > s.maxRecords-refill || s.bytes >= s.maxBytes) {
 		s.space.Wait()
 	}
 	if s.stopped || ctx.Err() != nil {

@@ -108,6 +108,7 @@ func runSidecar(ctx context.Context, stderr io.Writer) int {
 		return code
 	}
 	defer func() { _ = log.Sync() }()
+	sidecar.ApplyMemoryLimit(cfg)
 	s, err := sidecar.New(ctx, cfg, log)
 	if err != nil {
 		return fatal(log, stderr, "starting", err)
