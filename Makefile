@@ -46,7 +46,7 @@ test-kafka:
 	@echo "== real Kafka cluster"
 	$(KAFKA) fetch
 	$(KAFKA) start
-	TEST_KAFKA_BROKERS=$$($(KAFKA) seeds) $(GO) test -race -count=1 -timeout 30m $(KAFKA_SUITES); rc=$$?; $(KAFKA) stop; exit $$rc
+	TEST_KAFKA_BROKERS=$$($(KAFKA) seeds) $(GO) test -p 1 -race -count=1 -timeout 30m $(KAFKA_SUITES); rc=$$?; $(KAFKA) stop; exit $$rc
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kafka-sidecar ./cmd/kafka-sidecar
