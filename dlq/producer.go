@@ -29,6 +29,9 @@ func ProducerOpts() []kgo.Opt {
 		kgo.RecordRetries(math.MaxInt),
 		kgo.ProduceRequestTimeout(30 * time.Second),
 		kgo.ProducerLinger(5 * time.Millisecond),
+		// A refused produce (NOT_ENOUGH_REPLICAS, a moved leader) waits for fresh metadata before its retry; the
+		// 5 s default would hold every parked record that long after the cluster recovered.
+		kgo.MetadataMinAge(time.Second),
 	}
 }
 

@@ -611,6 +611,10 @@ func (r *run) groupOffsetsCheck(ctx context.Context, states []*topicState) {
 		case ferr != nil && notPermitted(ferr):
 			r.add(r.notPermittedGroupCheck(id, ferr))
 			continue
+		case errors.Is(ferr, kerr.GroupIDNotFound):
+			// A group that never committed has nothing retention could have taken from it yet.
+			r.add(Check{ID: id, Status: Pass, Observed: "the group has no committed offsets yet", Why: why})
+			continue
 		case ferr != nil:
 			r.add(Check{ID: id, Status: Warn, Observed: "cannot fetch the group's offsets: " + describeErr(ferr), Why: why,
 				Fix: "run doctor again; check the broker logs if this persists"})

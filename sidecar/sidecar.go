@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	}
 	s.cons = cons
 
-	report := s.Doctor(ctx)
+	report := s.auditAfterProvisioning(ctx, kopts)
 	for _, c := range report.Checks {
 		s.metrics.DoctorCheck(c.ID, string(c.Status))
 		if c.Status != doctor.Pass {
@@ -424,4 +424,16 @@ func (s *Sidecar) buildProbes(h *handler.HTTP) error {
 		return fmt.Errorf("building the app probe: %w", err)
 	}
 	return nil
+}
+
+// auditAfterProvisioning runs the audit with a fresh admin client: the one that just created the retry and
+// dead-letter topics may answer metadata from its cache, where they do not exist yet.
+func (s *Sidecar) auditAfterProvisioning(ctx context.Context, kopts []kgo.Opt) doctor.Report {
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return s.Doctor(ctx)
+	}
+	fresh := &Sidecar{cfg: s.cfg, log: s.log, admin: kadm.NewClient(cl), redis: s.redis, probe: s.probe, appProbe: s.appProbe}
+	defer fresh.admin.Close()
+	return fresh.Doctor(ctx)
 }
