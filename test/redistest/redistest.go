@@ -173,6 +173,17 @@ func (s *Server) ClientCertFiles() (certFile, keyFile string) {
 	return s.certs.ClientCertFile, s.certs.ClientKeyFile
 }
 
+// PID returns the process ID of the running server, or 0 when it is stopped. Tests read it to measure the
+// server's CPU time; they must not signal it (use Stop).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Certs returns the generated TLS material, or nil without TLS.
 func (s *Server) Certs() *certs.Files { return s.certs }
 
@@ -337,19 +348,29 @@ var versionRE = regexp.MustCompile(`v=(\d+)\.(\d+)`)
 // checkTLSSupport rejects versions before 6.0, which had no TLS; later builds may still lack it, which start
 // reports.
 func checkTLSSupport(bin string) error {
+	major, minor, err := serverVersion(bin)
+	if err != nil {
+		return err
+	}
+	if major < 6 {
+		return fmt.Errorf("version %d.%d predates TLS support (6.0)", major, minor)
+	}
+	return nil
+}
+
+// serverVersion runs bin --version and returns the major and minor version.
+func serverVersion(bin string) (major, minor int, err error) {
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil {
-		return fmt.Errorf("running %s --version: %w", bin, err)
+		return 0, 0, fmt.Errorf("running %s --version: %w", bin, err)
 	}
 	m := versionRE.FindSubmatch(out)
 	if m == nil {
-		return fmt.Errorf("unrecognised version output %q", strings.TrimSpace(string(out)))
+		return 0, 0, fmt.Errorf("unrecognised version output %q", strings.TrimSpace(string(out)))
 	}
-	major, _ := strconv.Atoi(string(m[1]))
-	if major < 6 {
-		return fmt.Errorf("version %s.%s predates TLS support (6.0)", m[1], m[2])
-	}
-	return nil
+	major, _ = strconv.Atoi(string(m[1]))
+	minor, _ = strconv.Atoi(string(m[2]))
+	return major, minor, nil
 }
 
 // tail keeps the last n bytes of s, where a server's fatal message is.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +131,75 @@ func TestStopAndRestartOnSamePort(t *testing.T) {
 	}
 	if err := c.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("GET after restart = %v, want redis.Nil (no persistence)", err)
+	}
+}
+
+func TestClusterServesAllSlots(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	cl := c.Client(t)
+	ctx := context.Background()
+	// Keys spread over the slots, so every node must answer some of them.
+	for i := range 200 {
+		if err := cl.Set(ctx, "key-"+strconv.Itoa(i), i, 0).Err(); err != nil {
+			t.Fatalf("SET through the cluster client: %v", err)
+		}
+	}
+	for i, n := range c.Nodes {
+		size, err := n.Client(t).DBSize(ctx).Result()
+		if err != nil {
+			t.Fatalf("DBSIZE on node %d: %v", i, err)
+		}
+		if size == 0 {
+			t.Fatalf("node %d holds no keys: the slots are not spread", i)
+		}
+	}
+}
+
+// recordingTB records how Binary ends a test instead of ending the real one.
+type recordingTB struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Skipf(format string, args ...any) {
+	r.skipped = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (r *recordingTB) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestBinaryMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, tc := range []struct {
+		name     string
+		ci       string
+		wantSkip bool
+	}{
+		{"locally skips", "", true},
+		{"under CI fails", "true", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			rec := &recordingTB{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				redistest.Binary(rec)
+			}()
+			<-done
+			got := rec.failed
+			if tc.wantSkip {
+				got = rec.skipped
+			}
+			if !strings.Contains(got, "install the Debian package redis-server") {
+				t.Fatalf("skipped %q, failed %q; want the %s to name the Debian package",
+					rec.skipped, rec.failed, map[bool]string{true: "skip", false: "failure"}[tc.wantSkip])
+			}
+		})
 	}
 }
