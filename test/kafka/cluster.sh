@@ -56,8 +56,9 @@ usage() {
 	exit 2
 }
 
-broker_port() { echo $((39091 + $1)); }
-controller_port() { echo $((39191 + $1)); }
+# Below the kernel's ephemeral range (32768-60999), so a client connection of another test cannot hold them.
+broker_port() { echo $((19091 + $1)); }
+controller_port() { echo $((19191 + $1)); }
 node_dir() { echo "$state_dir/node-$1"; }
 node_conf() { echo "$(node_dir "$1")/server.properties"; }
 node_log() { echo "$(node_dir "$1")/kafka.log"; }

@@ -15,7 +15,7 @@ import (
 )
 
 // Nodes is how many nodes cluster.sh runs. Nodes are numbered 1 to Nodes; node n's broker listens on
-// 127.0.0.1:39091+n and its controller on 127.0.0.1:39191+n.
+// 127.0.0.1:19091+n and its controller on 127.0.0.1:19191+n.
 const Nodes = 3
 
 // DefaultTimeout bounds one run of cluster.sh. The script bounds its own waits (a node start, a graceful

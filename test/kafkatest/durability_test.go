@@ -146,7 +146,7 @@ func waitInSync(ctx context.Context, t *testing.T, adm *kadm.Client, topic strin
 	const limit = 2 * time.Minute
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	last := "no metadata yet"
+	var last string
 	for {
 		details, err := adm.ListTopics(ctx, topic)
 		if err != nil {

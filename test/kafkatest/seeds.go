@@ -10,7 +10,7 @@ import (
 const EnvBrokers = "TEST_KAFKA_BROKERS"
 
 // DefaultSeeds is what test/kafka/cluster.sh seeds prints: the broker listeners of nodes 1, 2 and 3.
-const DefaultSeeds = "127.0.0.1:39092,127.0.0.1:39093,127.0.0.1:39094"
+const DefaultSeeds = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
 
 // Seeds returns the value of [EnvBrokers] with surrounding blanks removed, and whether it is set to
 // something other than blanks. Callers skip their real-cluster tests when ok is false.

@@ -20,7 +20,7 @@ func TestSeeds(t *testing.T) {
 		{name: "unset", set: false, want: "", wantOK: false},
 		{name: "empty", set: true, value: "", want: "", wantOK: false},
 		{name: "blanks only", set: true, value: " \t ", want: "", wantOK: false},
-		{name: "one seed", set: true, value: "127.0.0.1:39092", want: "127.0.0.1:39092", wantOK: true},
+		{name: "one seed", set: true, value: "127.0.0.1:19092", want: "127.0.0.1:19092", wantOK: true},
 		{name: "trimmed", set: true, value: "  " + DefaultSeeds + "\n", want: DefaultSeeds, wantOK: true},
 	}
 	for _, tt := range tests {
@@ -47,7 +47,7 @@ func TestSplitSeeds(t *testing.T) {
 		{in: "", want: nil},
 		{in: " , ,", want: nil},
 		{in: "a:1", want: []string{"a:1"}},
-		{in: DefaultSeeds, want: []string{"127.0.0.1:39092", "127.0.0.1:39093", "127.0.0.1:39094"}},
+		{in: DefaultSeeds, want: []string{"127.0.0.1:19092", "127.0.0.1:19093", "127.0.0.1:19094"}},
 		{in: " a:1 ,b:2,, c:3 ,", want: []string{"a:1", "b:2", "c:3"}},
 		{in: "[::1]:9092,localhost:9093", want: []string{"[::1]:9092", "localhost:9093"}},
 	}
@@ -87,8 +87,8 @@ func FuzzSplitSeeds(f *testing.F) {
 }
 
 func ExampleSplitSeeds() {
-	fmt.Printf("%q\n", SplitSeeds(" 127.0.0.1:39092, 127.0.0.1:39093,"))
-	// Output: ["127.0.0.1:39092" "127.0.0.1:39093"]
+	fmt.Printf("%q\n", SplitSeeds(" 127.0.0.1:19092, 127.0.0.1:19093,"))
+	// Output: ["127.0.0.1:19092" "127.0.0.1:19093"]
 }
 
 // nonBlank drops white space and commas from each part, what SplitSeeds may remove and all it may
