@@ -104,6 +104,7 @@ type Config struct {
 	MetricsAddr  string `env:"SIDECAR_METRICS_ADDR" help:"separate listen address for /metrics (on the admin address when empty)"`
 	LogLevel     string `env:"SIDECAR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat    string `env:"SIDECAR_LOG_FORMAT" envDefault:"json" help:"json or console"`
+	Pprof        bool   `env:"SIDECAR_PPROF" envDefault:"false" help:"serve Go profiles at /debug/pprof/ on the admin address (for diagnosis; keep off in production)"`
 	DoctorStrict bool   `env:"SIDECAR_DOCTOR_STRICT" envDefault:"false" help:"refuse to start when a durability check fails"`
 }
 

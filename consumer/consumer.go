@@ -124,9 +124,10 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 	if opts.StartAtEnd {
 		start = kgo.NewOffset().AtEnd()
 	}
-	// franz-go holds fetched batches apart from our buffer; keep its share small so memory stays bounded by the
-	// buffer caps rather than by fetch sizes.
-	fetchMax := int32(min(max(opts.MaxBufferedBytes/4, 1<<20), 8<<20))
+	// franz-go holds a fetched response apart from our buffer and decompresses all of it on arrival: the fetch
+	// limits count compressed bytes, and well-compressed records grow tenfold. Small fetches keep memory
+	// bounded by the buffer caps; throughput does not need more than a megabyte per round trip.
+	fetchMax := int32(min(max(opts.MaxBufferedBytes/16, 256<<10), 1<<20))
 	kopts := append([]kgo.Opt{}, opts.ClientOpts...)
 	kopts = append(kopts,
 		kgo.ConsumerGroup(opts.Group),
@@ -137,7 +138,7 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(fetchMax),
-		kgo.FetchMaxPartitionBytes(min(max(fetchMax/8, 128<<10), 1<<20)),
+		kgo.FetchMaxPartitionBytes(max(fetchMax/4, 64<<10)),
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),

@@ -42,7 +42,9 @@ type topicPartition struct {
 
 // item is one fetched record on its way through the scheduler.
 type item struct {
-	rec   *kgo.Record
+	// rec points at record, a copy detached from the fetch (see detach).
+	rec    *kgo.Record
+	record kgo.Record
 	lane  *lane
 	entry *trackedOffset
 	// orderKey groups records that must not be in flight together; empty with hasKey false means "alone".
@@ -95,6 +97,9 @@ type scheduler struct {
 	bytes      int64
 	inFlight   int
 	stopped    bool
+	// idle counts workers waiting in next, so a wake-up signals as many as have work and no more: a
+	// broadcast to hundreds of idle workers for one record would cost more than delivering it.
+	idle int
 
 	// work wakes workers when an item becomes ready; space wakes the poll loop when the buffer drains.
 	work  *sync.Cond
@@ -155,7 +160,10 @@ func (s *scheduler) add(topic string, partition int32, recs []*kgo.Record, highW
 	now := s.now()
 	woke := 0
 	for _, r := range recs {
-		it := &item{rec: r, lane: l, size: recordSize(r), heapIdx: -1}
+		it := &item{lane: l, size: recordSize(r), heapIdx: -1}
+		detach(&it.record, r)
+		it.rec = &it.record
+		r = it.rec
 		it.entry = l.tracker.add(r.Offset, r.LeaderEpoch, r.Timestamp)
 		switch s.ordering {
 		case ByPartition:
@@ -198,11 +206,8 @@ func (s *scheduler) release(it *item, now time.Time) int {
 }
 
 func (s *scheduler) signalWork(n int) {
-	switch {
-	case n == 1:
+	for range min(n, s.idle) {
 		s.work.Signal()
-	case n > 1:
-		s.work.Broadcast()
 	}
 }
 
@@ -271,7 +276,9 @@ func (s *scheduler) next(ctx context.Context) (*item, bool) {
 			s.inFlight++
 			return it, true
 		}
+		s.idle++
 		s.work.Wait()
+		s.idle--
 	}
 }
 
@@ -585,4 +592,38 @@ func (h *dueHeap) Pop() any {
 	it.heapIdx = -1
 	*h = old[:n-1]
 	return it
+}
+
+// detach copies r into dst with its key, value and header values in one buffer of their own. franz-go decodes
+// a whole batch into one slab of records over one decompressed buffer, so holding a fetched record keeps its
+// entire batch alive; a few slow records would pin megabytes. The copy costs one small allocation per record
+// and makes memory follow the buffer caps.
+func detach(dst, r *kgo.Record) {
+	*dst = *r
+	dst.Context = nil
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Value)
+	}
+	buf := make([]byte, 0, n)
+	if r.Key != nil {
+		buf = append(buf, r.Key...)
+		dst.Key = buf[:len(r.Key):len(r.Key)]
+	}
+	if r.Value != nil {
+		start := len(buf)
+		buf = append(buf, r.Value...)
+		dst.Value = buf[start:len(buf):len(buf)]
+	}
+	if len(r.Headers) > 0 {
+		dst.Headers = make([]kgo.RecordHeader, len(r.Headers))
+		for i, h := range r.Headers {
+			dst.Headers[i].Key = h.Key
+			if h.Value != nil {
+				start := len(buf)
+				buf = append(buf, h.Value...)
+				dst.Headers[i].Value = buf[start:len(buf):len(buf)]
+			}
+		}
+	}
 }

@@ -214,3 +214,38 @@ func TestRevokeDropsWaitingRecords(t *testing.T) {
 		t.Fatal("records of a revoked partition were buffered")
 	}
 }
+
+func TestDetachCopiesEverythingItKeeps(t *testing.T) {
+	backing := []byte("keyvaluehv1hv2")
+	r := &kgo.Record{
+		Topic: "t", Partition: 2, Offset: 9, Key: backing[0:3], Value: backing[3:8],
+		Headers: []kgo.RecordHeader{{Key: "a", Value: backing[8:11]}, {Key: "b", Value: backing[11:14]}, {Key: "nil"}},
+	}
+	var d kgo.Record
+	detach(&d, r)
+	for i := range backing {
+		backing[i] = 'x' // the fetch buffer is reused or freed: the copy must not notice
+	}
+	if string(d.Key) != "key" || string(d.Value) != "value" || string(d.Headers[0].Value) != "hv1" ||
+		string(d.Headers[1].Value) != "hv2" || d.Headers[2].Value != nil || d.Offset != 9 || d.Partition != 2 {
+		t.Fatalf("detached copy changed with its source: %+v", d)
+	}
+	d.Key = append(d.Key, '!') // appending must not overwrite the value stored after the key
+	if string(d.Value) != "value" {
+		t.Fatalf("key append overwrote the value: %q", d.Value)
+	}
+	var empty kgo.Record
+	detach(&empty, &kgo.Record{})
+	if empty.Key != nil || empty.Value != nil || empty.Headers != nil {
+		t.Fatal("nil key, value and headers must stay nil")
+	}
+}
+
+func BenchmarkDetach(b *testing.B) {
+	r := &kgo.Record{Key: make([]byte, 16), Value: make([]byte, 200), Headers: []kgo.RecordHeader{{Key: "id", Value: make([]byte, 20)}}}
+	var d kgo.Record
+	b.ReportAllocs()
+	for range b.N {
+		detach(&d, r)
+	}
+}
