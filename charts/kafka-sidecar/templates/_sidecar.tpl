@@ -223,6 +223,7 @@ binary's defaults apply otherwise; brokers, topics and group are required.
   (list "SIDECAR_LOG_FORMAT" "log" "format")
   (list "SIDECAR_SHUTDOWN_TIMEOUT" "shutdownTimeout")
   (list "SIDECAR_DOCTOR_STRICT" "doctor" "strict")
+  (list "SIDECAR_PPROF" "pprof")
 }}
 {{- $value := $v }}
 {{- range rest . }}
