@@ -45,8 +45,8 @@ type item struct {
 	// rec points at record, a copy detached from the fetch (see detach).
 	rec    *kgo.Record
 	record kgo.Record
-	lane  *lane
-	entry *trackedOffset
+	lane   *lane
+	entry  *trackedOffset
 	// orderKey groups records that must not be in flight together; empty with hasKey false means "alone".
 	orderKey string
 	hasKey   bool
