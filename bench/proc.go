@@ -35,7 +35,8 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 			return 0, fmt.Errorf("parsing /proc stat cpu field %q: %w", f, err)
 		}
 		total += v
-		if total > 1<<40 {
+		// 2^36 ticks of 10 ms is about 21 years; beyond that time.Duration would overflow.
+		if total > 1<<36 {
 			return 0, errors.New("parsing /proc stat: cpu ticks out of range")
 		}
 	}
