@@ -8,8 +8,9 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 KAFKA     := test/kafka/cluster.sh
 FUZZTIME  ?= 10s
-# The suites that run against a real cluster when TEST_KAFKA_BROKERS names one (kfake otherwise).
-KAFKA_SUITES := ./test/kafkatest ./test/e2e ./test/parallel ./test/chaos
+# The suites that run against a real cluster when TEST_KAFKA_BROKERS names one (kfake otherwise); the chaos
+# suite runs after them with -v so its summary line shows in the output.
+KAFKA_SUITES := ./test/kafkatest ./test/e2e ./test/parallel
 
 export PATH := $(GOBIN):$(PATH)
 
@@ -46,7 +47,10 @@ test-kafka:
 	@echo "== real Kafka cluster"
 	$(KAFKA) fetch
 	$(KAFKA) start
-	TEST_KAFKA_BROKERS=$$($(KAFKA) seeds) $(GO) test -p 1 -race -count=1 -timeout 30m $(KAFKA_SUITES); rc=$$?; $(KAFKA) stop; exit $$rc
+	seeds=$$($(KAFKA) seeds); \
+	TEST_KAFKA_BROKERS=$$seeds $(GO) test -p 1 -race -count=1 -timeout 30m $(KAFKA_SUITES) && \
+	TEST_KAFKA_BROKERS=$$seeds $(GO) test -race -count=1 -timeout 20m -v ./test/chaos; \
+	rc=$$?; $(KAFKA) stop; exit $$rc
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/kafka-sidecar ./cmd/kafka-sidecar

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-sidecar/kafka-sidecar/test/kafkatest"
@@ -189,6 +190,32 @@ func TestSeedRulesRealCluster(t *testing.T) {
 	waitFor(ctx, t, "the sidecar to hold every record", func() (bool, string) {
 		n := scrape(ctx, t, sc.admin, "kafka_sidecar_buffered_records", "")
 		return n >= records, fmt.Sprintf("%v buffered", n)
+	})
+	// The sidecar commits each partition's start position once, before anything is done (it pins the group's
+	// place, which matters with SIDECAR_KAFKA_START_OFFSET=latest). Let that settle first: from here on, a
+	// commit could only mean a record counted as done.
+	sourceEnds, err := kc.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRecords := 0
+	sourceEnds.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > 0 {
+			withRecords++
+		}
+	})
+	waitFor(ctx, t, "the start positions committed", func() (bool, string) {
+		offs, err := kc.adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Topic == topic && o.Err == nil && o.At == 0 {
+				n++
+			}
+		})
+		return n == withRecords, fmt.Sprintf("%d of %d partitions committed at 0", n, withRecords)
 	})
 	commitsBefore := scrape(ctx, t, sc.admin, "kafka_sidecar_commits_total", "")
 
