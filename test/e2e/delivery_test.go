@@ -59,7 +59,9 @@ func TestCommitAfterDone(t *testing.T) {
 		}
 	}()
 
-	sc := startSidecar(t, s.env("SIDECAR_ORDERING=unordered"))
+	// The held requests must outlive the whole observation (joining a real cluster alone can take seconds):
+	// an app timeout would turn them into a second attempt, which is correct but not what is watched here.
+	sc := startSidecar(t, s.env("SIDECAR_ORDERING=unordered", "SIDECAR_APP_TIMEOUT=2m"))
 	ends := endsOf(recs)
 	// Everything but the two held records is delivered, the free partition commits to its end, and the held
 	// partitions commit exactly up to the held records (the done prefix), not beyond.
