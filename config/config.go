@@ -71,8 +71,8 @@ type Config struct {
 
 	Ordering           string        `env:"SIDECAR_ORDERING" envDefault:"key" help:"partition (one request at a time per partition), key (one in flight per key, same-key records in offset order) or unordered"`
 	MaxInFlight        int           `env:"SIDECAR_MAX_IN_FLIGHT" envDefault:"64" help:"deliveries under way at once, per sidecar"`
-	MaxBufferedRecords int           `env:"SIDECAR_MAX_BUFFERED_RECORDS" envDefault:"10000" help:"records fetched but not done, per sidecar; fetching pauses above it"`
-	MaxBufferedBytes   int64         `env:"SIDECAR_MAX_BUFFERED_BYTES" envDefault:"16777216" help:"bytes of records fetched but not done; fetching pauses above it"`
+	MaxBufferedRecords int           `env:"SIDECAR_MAX_BUFFERED_RECORDS" envDefault:"5000" help:"records fetched but not done, per sidecar; fetching pauses above it"`
+	MaxBufferedBytes   int64         `env:"SIDECAR_MAX_BUFFERED_BYTES" envDefault:"8388608" help:"bytes of records fetched but not done; fetching pauses above it"`
 	MaxRecordBytes     int64         `env:"SIDECAR_MAX_RECORD_BYTES" envDefault:"10485760" help:"larger records (key + value + headers) go to the dead-letter topic unsent"`
 	CommitInterval     time.Duration `env:"SIDECAR_COMMIT_INTERVAL" envDefault:"1s" help:"how often done offsets are committed (also on revoke and shutdown)"`
 	RevokeTimeout      time.Duration `env:"SIDECAR_REVOKE_TIMEOUT" envDefault:"15s" help:"how long in-flight deliveries of a revoked partition may run on before they are cancelled"`

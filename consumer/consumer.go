@@ -101,10 +101,10 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 		opts.MaxInFlight = 1
 	}
 	if opts.MaxBufferedRecords <= 0 {
-		opts.MaxBufferedRecords = 10000
+		opts.MaxBufferedRecords = 5000
 	}
 	if opts.MaxBufferedBytes <= 0 {
-		opts.MaxBufferedBytes = 32 << 20
+		opts.MaxBufferedBytes = 8 << 20
 	}
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = time.Second
