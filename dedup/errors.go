@@ -99,6 +99,12 @@ func classify(err error) errClass {
 	return classUnavailable
 }
 
+// IsAuthError reports whether err means the store refused this client's credentials or TLS identity: an error
+// the store already wrapped as ErrAuth, or one straight from go-redis (a Ping on the client, say).
+func IsAuthError(err error) bool {
+	return err != nil && (errors.Is(err, ErrAuth) || isAuthError(err))
+}
+
 // isAuthError recognises rejected credentials and failed TLS authentication.
 func isAuthError(err error) bool {
 	if redis.IsAuthError(err) || redis.IsPermissionError(err) {

@@ -246,7 +246,21 @@ func TestRedisAuthenticationFailures(t *testing.T) {
 			if tc.password != "" && strings.Contains(err.Error(), tc.password) {
 				t.Fatalf("error %q reveals the password", err)
 			}
+			if !dedup.IsAuthError(err) {
+				t.Fatalf("IsAuthError(%v) = false for a store error", err)
+			}
+			if tc.name != "command not permitted" {
+				// The raw client error, as a Ping at start-up sees it, classifies the same way.
+				raw := redis.NewClient(opts)
+				defer raw.Close()
+				if perr := raw.Ping(ctx).Err(); !dedup.IsAuthError(perr) {
+					t.Fatalf("IsAuthError(%v) = false for a rejected Ping", perr)
+				}
+			}
 		})
+	}
+	if dedup.IsAuthError(nil) || dedup.IsAuthError(dedup.ErrUnavailable) {
+		t.Fatal("IsAuthError must be false for nil and for an outage")
 	}
 }
 

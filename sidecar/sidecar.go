@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -159,7 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		DeadLetterTopic: func(src string) string { return topics.DeadLetterTopic(src, cfg.KafkaGroup, cfg.DLQTopic) },
 		MaxRecordBytes:  cfg.MaxRecordBytes,
 		AppBackoffMax:   cfg.AppBackoffMax,
-		IsAuthError:     func(err error) bool { return errors.Is(err, dedup.ErrAuth) },
+		IsAuthError:     dedup.IsAuthError,
 		Fatal:           func(err error) { cons.Fail(fmt.Errorf("%w: %w", ErrAuth, err)) },
 		Logger:          log.Named("pipeline"),
 		Metrics:         s.metrics,
@@ -247,26 +246,13 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := rc.Ping(pctx).Err(); err != nil {
-		if isRedisAuth(err) {
+		if dedup.IsAuthError(err) {
 			return nil, fmt.Errorf("%w: redis rejected the credentials: %s", ErrAuth, connect.RedactURL(err.Error()))
 		}
 		// An outage at start is waited out like any other: delivery stays paused until Redis answers.
 		s.log.Warn("redis not reachable yet; delivery waits for it", zap.String("error", connect.RedactURL(err.Error())))
 	}
 	return dedup.NewRedis(rc, dedup.RedisOptions{KeyPrefix: prefix, Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL}), nil
-}
-
-func isRedisAuth(err error) bool {
-	if errors.Is(err, dedup.ErrAuth) {
-		return true
-	}
-	msg := strings.ToUpper(err.Error())
-	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "INVALID PASSWORD", "INVALID USERNAME-PASSWORD"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // Doctor runs the durability audit with the sidecar's own clients.
