@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/test/certs"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"go.uber.org/zap/zaptest"
 )
 
 // TestMutualTLSToApp delivers to an https app that demands a client certificate signed by its CA.
@@ -39,7 +37,9 @@ func TestMutualTLSToApp(t *testing.T) {
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 
-	cfg, err := config.LoadFrom([]string{
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, stop := startSidecar(t, ctx, []string{
 		"SIDECAR_KAFKA_BROKERS=" + strings.Join(cluster.ListenAddrs(), ","),
 		"SIDECAR_KAFKA_TOPICS=orders", "SIDECAR_KAFKA_GROUP=mtls", "SIDECAR_DEDUP=memory",
 		"SIDECAR_APP_URL=https://localhost:" + port + "/",
@@ -47,22 +47,7 @@ func TestMutualTLSToApp(t *testing.T) {
 		"SIDECAR_APP_TLS_CERT_FILE=" + files.ClientCertFile, "SIDECAR_APP_TLS_KEY_FILE=" + files.ClientKeyFile,
 		"SIDECAR_ADMIN_ADDR=127.0.0.1:0", "SIDECAR_RETRY_DELAYS=", "SIDECAR_SHUTDOWN_TIMEOUT=2s",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	sc, err := New(ctx, cfg, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- sc.Run(runCtx) }()
 	produce(t, cluster.ListenAddrs(), "orders", 0, 5)
 	waitFor(t, 20*time.Second, "5 deliveries over mutual TLS", func() bool { return verified.Load() == 5 })
 	stop()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
 }

@@ -116,6 +116,30 @@ func produce(t *testing.T, seeds []string, topic string, from, n int) {
 	}
 }
 
+// startSidecar assembles the sidecar from env and runs it until the returned stop is called; stop fails the
+// test unless Run ends cleanly.
+func startSidecar(t *testing.T, ctx context.Context, env []string) (*Sidecar, func()) {
+	t.Helper()
+	cfg, err := config.LoadFrom(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := New(ctx, cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- sc.Run(runCtx) }()
+	return sc, func() {
+		t.Helper()
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+}
+
 // TestMetricsReadinessAndLag runs the assembled sidecar against kfake, a real redis-server and a real app, and
 // checks the operator-facing surface: metric names and labels from a scrape, the start-up audit as metrics,
 // /readyz reasons, and consumer lag in records and seconds growing while the app stalls.
@@ -135,7 +159,9 @@ func TestMetricsReadinessAndLag(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	cfg, err := config.LoadFrom([]string{
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sc, stop := startSidecar(t, ctx, []string{
 		"SIDECAR_KAFKA_BROKERS=" + strings.Join(cluster.ListenAddrs(), ","),
 		"SIDECAR_KAFKA_TOPICS=orders", "SIDECAR_KAFKA_GROUP=ops",
 		"SIDECAR_REDIS_URL=" + redisSrv.URL(),
@@ -143,18 +169,6 @@ func TestMetricsReadinessAndLag(t *testing.T) {
 		"SIDECAR_ADMIN_ADDR=127.0.0.1:0", "SIDECAR_COMMIT_INTERVAL=50ms",
 		"SIDECAR_RETRY_DELAYS=1s", "SIDECAR_SHUTDOWN_TIMEOUT=2s", "SIDECAR_APP_TIMEOUT=30s",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	sc, err := New(ctx, cfg, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- sc.Run(runCtx) }()
 	addr := sc.AdminAddr(ctx)
 
 	produce(t, cluster.ListenAddrs(), "orders", 0, 50)
@@ -234,7 +248,4 @@ func TestMetricsReadinessAndLag(t *testing.T) {
 	redisSrv.Start()
 
 	stop()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
 }
