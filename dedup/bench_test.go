@@ -25,16 +25,10 @@ type countingStore struct {
 	calls, ids atomic.Int64
 }
 
-func (c *countingStore) Claim(ctx context.Context, ids []string) ([]dedup.Status, error) {
+func (c *countingStore) Apply(ctx context.Context, ops dedup.Ops) ([]dedup.Status, error) {
 	c.calls.Add(1)
-	c.ids.Add(int64(len(ids)))
-	return c.Store.Claim(ctx, ids)
-}
-
-func (c *countingStore) Complete(ctx context.Context, ids []string) error {
-	c.calls.Add(1)
-	c.ids.Add(int64(len(ids)))
-	return c.Store.Complete(ctx, ids)
+	c.ids.Add(int64(len(ops.Complete) + len(ops.Release) + len(ops.Claim)))
+	return c.Store.Apply(ctx, ops)
 }
 
 // runPairs runs b.N claim+complete pairs through c from the given number of goroutines, each pair on a fresh

@@ -13,13 +13,14 @@ import (
 // so tests can line up calls behind batches in flight.
 type gatedStore struct {
 	*Memory
-	entered chan string // receives the operation name of every call as it arrives
+	entered chan struct{} // receives a value for every call as it arrives
 	gate    chan struct{}
 	opened  sync.Once
 	fail    error // returned by every call when set
 
 	mu       sync.Mutex
 	batches  map[string][][]string
+	calls    int
 	inFlight int
 	maxIn    int
 }
@@ -27,7 +28,7 @@ type gatedStore struct {
 func newGatedStore(open bool) *gatedStore {
 	g := &gatedStore{
 		Memory:  NewMemory(MemoryOptions{Owner: "me"}),
-		entered: make(chan string, 1024),
+		entered: make(chan struct{}, 1024),
 		gate:    make(chan struct{}),
 		batches: make(map[string][][]string),
 	}
@@ -49,13 +50,20 @@ func (g *gatedStore) occupy(t *testing.T, c *Coalescer, n int, out chan<- result
 	}
 }
 
-func (g *gatedStore) enter(op string, ids []string) {
+// enter records one store call, the IDs of each kind it carries under that kind's name, and holds it at the
+// gate.
+func (g *gatedStore) enter(ops Ops) {
 	g.mu.Lock()
-	g.batches[op] = append(g.batches[op], append([]string(nil), ids...))
+	for op, ids := range map[string][]string{"claim": ops.Claim, "complete": ops.Complete, "release": ops.Release} {
+		if len(ids) > 0 {
+			g.batches[op] = append(g.batches[op], append([]string(nil), ids...))
+		}
+	}
+	g.calls++
 	g.inFlight++
 	g.maxIn = max(g.maxIn, g.inFlight)
 	g.mu.Unlock()
-	g.entered <- op
+	g.entered <- struct{}{}
 	<-g.gate
 }
 
@@ -65,31 +73,19 @@ func (g *gatedStore) leave() {
 	g.mu.Unlock()
 }
 
-func (g *gatedStore) Claim(ctx context.Context, ids []string) ([]Status, error) {
-	g.enter("claim", ids)
+func (g *gatedStore) Apply(ctx context.Context, ops Ops) ([]Status, error) {
+	g.enter(ops)
 	defer g.leave()
 	if g.fail != nil {
 		return nil, g.fail
 	}
-	return g.Memory.Claim(ctx, ids)
+	return g.Memory.Apply(ctx, ops)
 }
 
-func (g *gatedStore) Complete(ctx context.Context, ids []string) error {
-	g.enter("complete", ids)
-	defer g.leave()
-	if g.fail != nil {
-		return g.fail
-	}
-	return g.Memory.Complete(ctx, ids)
-}
-
+// Release is what the Coalescer calls directly to drop leases of callers that gave up.
 func (g *gatedStore) Release(ctx context.Context, ids []string) error {
-	g.enter("release", ids)
-	defer g.leave()
-	if g.fail != nil {
-		return g.fail
-	}
-	return g.Memory.Release(ctx, ids)
+	_, err := g.Apply(ctx, Ops{Release: ids})
+	return err
 }
 
 func (g *gatedStore) batchesOf(op string) [][]string {
@@ -112,16 +108,16 @@ func (g *gatedStore) waitEntered(t *testing.T, n int) {
 	}
 }
 
-// waitQueued waits until n requests sit in b's queue.
-func waitQueued(t *testing.T, b *batcher, n int) {
+// waitQueued waits until n requests sit in c's queue.
+func waitQueued(t *testing.T, c *Coalescer, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		b.mu.Lock()
-		q := len(b.queue)
-		b.mu.Unlock()
+		c.mu.Lock()
+		q := len(c.queue)
+		c.mu.Unlock()
 		if q == n {
 			return
 		}
@@ -179,7 +175,7 @@ func TestCoalescerBatchesWhileInFlight(t *testing.T) {
 		goClaim(c, ctx, fmt.Sprintf("queued-%d", i), out)
 	}
 	g.waitEntered(t, 2)
-	waitQueued(t, &c.claims, queued%maxBatch)
+	waitQueued(t, c, queued%maxBatch)
 	g.open()
 
 	for _, r := range collect(t, out, 1+queued) {
@@ -227,17 +223,17 @@ func TestCoalescerAtMostFlushersInFlight(t *testing.T) {
 	defer c.Close()
 	defer g.open()
 	out := make(chan result, 32)
-	g.occupy(t, c, flushersPerOp, out)
-	for i := range 2 * flushersPerOp {
+	g.occupy(t, c, maxFlushers, out)
+	for i := range 2 * maxFlushers {
 		goClaim(c, context.Background(), fmt.Sprint(i), out)
 	}
-	waitQueued(t, &c.claims, 2*flushersPerOp)
+	waitQueued(t, c, 2*maxFlushers)
 	g.open()
-	collect(t, out, 3*flushersPerOp)
+	collect(t, out, 3*maxFlushers)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.maxIn != flushersPerOp {
-		t.Fatalf("%d claim calls in flight at most, want %d", g.maxIn, flushersPerOp)
+	if g.maxIn != maxFlushers {
+		t.Fatalf("%d claim calls in flight at most, want %d", g.maxIn, maxFlushers)
 	}
 }
 
@@ -279,7 +275,7 @@ func TestCoalescerCancelledWhileQueued(t *testing.T) {
 	g.occupy(t, c, 1, out)
 	ctx, cancel := context.WithCancel(context.Background())
 	goClaim(c, ctx, "late", out)
-	waitQueued(t, &c.claims, 1)
+	waitQueued(t, c, 1)
 	cancel()
 	var late result
 	for _, r := range collect(t, out, 1) {
@@ -331,7 +327,7 @@ func TestCoalescerSharesBatchErrors(t *testing.T) {
 	for i := range 8 {
 		goClaim(c, context.Background(), fmt.Sprint("b-", i), out)
 	}
-	waitQueued(t, &c.claims, 8)
+	waitQueued(t, c, 8)
 	g.open()
 	for _, r := range collect(t, out, 1+8) {
 		if !errors.Is(r.err, ErrUnavailable) {
@@ -343,16 +339,19 @@ func TestCoalescerSharesBatchErrors(t *testing.T) {
 	}
 }
 
-// shortStore answers Claim with the wrong number of statuses, as a buggy Store might.
+// shortStore answers claims with the wrong number of statuses, as a buggy Store might.
 type shortStore struct{ Store }
 
-func (shortStore) Claim(context.Context, []string) ([]Status, error) { return nil, nil }
+func (shortStore) Apply(context.Context, Ops) ([]Status, error) { return nil, nil }
 
 func TestCoalescerRejectsShortAnswer(t *testing.T) {
 	c := NewCoalescer(shortStore{Off()}, 8)
 	defer c.Close()
 	if _, err := c.Claim(context.Background(), "x"); err == nil {
 		t.Fatal("Claim succeeded although the store answered no status")
+	}
+	if _, err := c.ClaimMany(context.Background(), []string{"x", "y"}); err == nil {
+		t.Fatal("ClaimMany succeeded although the store answered no status")
 	}
 }
 
@@ -371,9 +370,9 @@ func TestCoalescerCloseDrains(t *testing.T) {
 	}()
 	// Close must be refusing new calls before it can return; wait for that, then check it is still waiting.
 	waitFor(t, func() bool {
-		c.release.mu.Lock() // Close marks the release batcher last
-		defer c.release.mu.Unlock()
-		return c.release.closed
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.closed
 	})
 	if _, err := c.Claim(context.Background(), "y"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Claim while closing = %v, want ErrClosed", err)
@@ -458,5 +457,98 @@ func TestCoalescerConcurrentUse(t *testing.T) {
 	}
 	if got := m.Len(); got != goroutines*perG {
 		t.Fatalf("%d entries, want %d", got, goroutines*perG)
+	}
+}
+
+// TestCoalescerMixesKindsInOneCall lines up a claim, a completion and a release behind a call in flight: they
+// leave together in one Store call, and the completion is applied before the claim of the same ID.
+func TestCoalescerMixesKindsInOneCall(t *testing.T) {
+	g := newGatedStore(false)
+	c := NewCoalescer(g, 8)
+	defer c.Close()
+	defer g.open()
+	out := make(chan result, 4)
+	g.occupy(t, c, 1, out)
+
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { errs <- c.Complete(ctx, "done-now") }()
+	go func() { errs <- c.Release(ctx, "held-0") }()
+	waitQueued(t, c, 2)
+	goClaim(c, ctx, "done-now", out)
+	waitQueued(t, c, 3)
+	g.open()
+
+	got := map[string]result{}
+	for _, r := range collect(t, out, 2) {
+		got[r.id] = r
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := got["done-now"]; r.err != nil || r.status != Done {
+		t.Fatalf("Claim(done-now) queued behind its Complete = %v, %v; want done", r.status, r.err)
+	}
+	g.mu.Lock()
+	calls := g.calls
+	g.mu.Unlock()
+	if calls != 2 {
+		t.Fatalf("%d store calls, want 2: the held claim, then one call for the three queued requests", calls)
+	}
+	if b := g.batchesOf("complete"); len(b) != 1 || fmt.Sprint(b[0]) != "[done-now]" {
+		t.Fatalf("completions %v, want [[done-now]]", b)
+	}
+	if b := g.batchesOf("release"); len(b) != 1 || fmt.Sprint(b[0]) != "[held-0]" {
+		t.Fatalf("releases %v, want [[held-0]]", b)
+	}
+}
+
+// TestCoalescerClaimMany checks the direct batch calls: one Store call each, answers in order, and leases
+// released when the caller gave up while the call was in flight.
+func TestCoalescerClaimMany(t *testing.T) {
+	g := newGatedStore(true)
+	c := NewCoalescer(g, 2) // the direct calls are not split by maxBatch
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CompleteMany(ctx, []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.ClaimMany(ctx, []string{"a", "b", "c", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Status{Claimed, Done, Claimed, Busy}; fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("ClaimMany = %v, want %v", st, want)
+	}
+	if b := g.batchesOf("claim"); len(b) != 1 || len(b[0]) != 4 {
+		t.Fatalf("claim calls %v, want one call with 4 IDs", b)
+	}
+
+	gated := newGatedStore(false)
+	c2 := NewCoalescer(gated, 8)
+	defer c2.Close()
+	defer gated.open()
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := c2.ClaimMany(cctx, []string{"x", "y"}); done <- err }()
+	gated.waitEntered(t, 1)
+	cancel()
+	gated.open()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("ClaimMany after cancel = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ClaimMany did not return within 10s")
+	}
+	if b := gated.batchesOf("release"); len(b) != 1 || fmt.Sprint(b[0]) != "[x y]" {
+		t.Fatalf("releases %v, want the abandoned leases [x y] released", b)
+	}
+	c2.Close()
+	if err := c2.CompleteMany(ctx, []string{"x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("CompleteMany after Close = %v, want ErrClosed", err)
 	}
 }

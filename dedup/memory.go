@@ -88,29 +88,59 @@ func (m *Memory) Owner() string { return m.owner }
 
 // Claim implements Store. Repeats of an ID inside one batch are answered as documented on Store.
 func (m *Memory) Claim(ctx context.Context, ids []string) ([]Status, error) {
+	return m.apply(ctx, "claiming", Ops{Claim: ids})
+}
+
+// Complete implements Store.
+func (m *Memory) Complete(ctx context.Context, ids []string) error {
+	_, err := m.apply(ctx, "completing", Ops{Complete: ids})
+	return err
+}
+
+// Release implements Store.
+func (m *Memory) Release(ctx context.Context, ids []string) error {
+	_, err := m.apply(ctx, "releasing", Ops{Release: ids})
+	return err
+}
+
+// Apply implements Store, atomically: all of ops happens under one lock.
+func (m *Memory) Apply(ctx context.Context, ops Ops) ([]Status, error) {
+	return m.apply(ctx, "applying", ops)
+}
+
+func (m *Memory) apply(ctx context.Context, action string, ops Ops) ([]Status, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("claiming: %w", err)
+		return nil, fmt.Errorf("%s: %w", action, err)
 	}
-	statuses := make([]Status, len(ids))
-	firsts, later := repeats(ids)
 	if m.closed.Load() {
-		return nil, fmt.Errorf("claiming: %w", ErrClosed)
+		return nil, fmt.Errorf("%s: %w", action, ErrClosed)
 	}
+	statuses := make([]Status, len(ops.Claim))
+	firsts, later := repeats(ops.Claim)
 	t := m.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	for _, id := range ops.Complete {
+		t.put(id, memEntry{done: true, expires: now.Add(m.ttl)})
+	}
+	for _, id := range ops.Release {
+		if e, ok := t.entries[id]; ok && !e.done && e.owner == m.owner && !e.expiredAt(now) {
+			delete(t.entries, id)
+		}
+	}
 	for _, i := range firsts {
-		e, ok := t.entries[ids[i]]
+		id := ops.Claim[i]
+		e, ok := t.entries[id]
 		switch {
 		case !ok || e.expiredAt(now):
-			t.put(ids[i], memEntry{owner: m.owner, expires: now.Add(m.lease)})
+			t.put(id, memEntry{owner: m.owner, expires: now.Add(m.lease)})
 			statuses[i] = Claimed
 		case e.done:
 			statuses[i] = Done
 		case e.owner == m.owner:
 			e.expires = now.Add(m.lease)
-			t.entries[ids[i]] = e
+			t.entries[id] = e
 			statuses[i] = Claimed
 		default:
 			statuses[i] = Busy
@@ -118,44 +148,6 @@ func (m *Memory) Claim(ctx context.Context, ids []string) ([]Status, error) {
 	}
 	fillRepeats(statuses, later)
 	return statuses, nil
-}
-
-// Complete implements Store.
-func (m *Memory) Complete(ctx context.Context, ids []string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("completing: %w", err)
-	}
-	if m.closed.Load() {
-		return fmt.Errorf("completing: %w", ErrClosed)
-	}
-	t := m.t
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	expires := t.now().Add(m.ttl)
-	for _, id := range ids {
-		t.put(id, memEntry{done: true, expires: expires})
-	}
-	return nil
-}
-
-// Release implements Store.
-func (m *Memory) Release(ctx context.Context, ids []string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("releasing: %w", err)
-	}
-	if m.closed.Load() {
-		return fmt.Errorf("releasing: %w", ErrClosed)
-	}
-	t := m.t
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	for _, id := range ids {
-		if e, ok := t.entries[id]; ok && !e.done && e.owner == m.owner && !e.expiredAt(now) {
-			delete(t.entries, id)
-		}
-	}
-	return nil
 }
 
 // Ping implements Store: it fails only after Close.

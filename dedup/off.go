@@ -2,10 +2,10 @@ package dedup
 
 import "context"
 
-// Off returns a Store that suppresses no duplicates at all: Claim reports Claimed for every ID, even one claimed
-// or completed a moment ago, and Complete, Release, Ping and Close do nothing. With it, every record consumed is
-// delivered, including redeliveries after a rebalance or a crash; use it only when the app is idempotent by
-// itself. Safe for concurrent use.
+// Off returns a Store that suppresses no duplicates at all: Claim (and Apply) reports Claimed for every ID, even
+// one claimed or completed a moment ago, and Complete, Release, Ping and Close do nothing. With it, every record
+// consumed is delivered, including redeliveries after a rebalance or a crash; use it only when the app is
+// idempotent by itself. Safe for concurrent use.
 func Off() Store { return off{} }
 
 type off struct{}
@@ -16,6 +16,13 @@ func (off) Claim(ctx context.Context, ids []string) ([]Status, error) {
 	}
 	// Claimed is the zero Status, so a fresh slice already says "claimed" for every ID.
 	return make([]Status, len(ids)), nil
+}
+
+func (off) Apply(ctx context.Context, ops Ops) ([]Status, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return make([]Status, len(ops.Claim)), nil
 }
 
 func (off) Complete(context.Context, []string) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,9 +27,9 @@ type RedisOptions struct {
 }
 
 // Redis is the shared Store: one key per ID, KeyPrefix+id (IDs are binary safe), holding "L"+owner while leased
-// and "D" once done, each with an expiry. Claim and Release are Lua scripts, so every check-and-set is atomic
-// per key. A batch is one pipelined round trip: on a standalone or Sentinel client one script call covers the
-// whole batch; on a Cluster client the batch is split by hash slot (a script may only touch one slot) and the
+// and "D" once done, each with an expiry. Every method runs one Lua script (applyScript), so every
+// check-and-set is atomic per key and a batch costs the client one command. A batch is one pipelined round trip:
+// on a standalone or Sentinel client one script call covers the whole batch (up to maxKeysPerCall keys); on a Cluster client the batch is split by hash slot (a script may only touch one slot) and the
 // calls pipelined, which the client spreads over the shards; on any other client each key gets its own call.
 //
 // A batch is not atomic as a whole. When Claim fails part-way (one Cluster shard down), some IDs may be leased
@@ -37,13 +38,15 @@ type RedisOptions struct {
 //
 // All methods are safe for concurrent use.
 type Redis struct {
-	client    redis.UniversalClient
-	grouping  grouping
-	prefix    string
-	owner     string
-	ttl       time.Duration
-	claimArgs []any // lease value, lease in milliseconds
-	leaseArgs []any // lease value
+	client   redis.UniversalClient
+	grouping grouping
+	prefix   string
+	owner    string
+	// leaseValue is what a lease of this owner holds; leaseMillis and ttlMillis are the expiries in the form
+	// the script takes them.
+	leaseValue  string
+	leaseMillis int64
+	ttlMillis   int64
 }
 
 // grouping says which keys one script call may take on this client.
@@ -59,39 +62,42 @@ const (
 // about a microsecond.
 const maxKeysPerCall = 512
 
-// claimScript takes the lease on each key that is free, reports a done mark, extends the caller's own lease,
-// and otherwise reports another owner's lease. ARGV[1] is the lease value ("L"+owner), ARGV[2] the lease in
-// milliseconds. It replies one integer per key: 0 claimed, 1 done, 2 busy.
-var claimScript = redis.NewScript(`
+// applyScript does one round of Ops on the keys of one call. KEYS are the done marks to write, then the leases
+// to release, then the IDs to claim; ARGV[1] and ARGV[2] count the first two groups, ARGV[3] is the lease value
+// ("L"+owner), ARGV[4] the lease and ARGV[5] the done-mark TTL, both in milliseconds. A done mark replaces
+// whatever the key held; a release deletes the key only while it holds the caller's own lease, so a done mark or
+// another owner's lease survives a late release; a claim takes a free key, reports a done mark, extends the
+// caller's own lease, and otherwise reports another owner's lease. It replies one integer per claimed key: 0
+// claimed, 1 done, 2 busy.
+var applyScript = redis.NewScript(`
+local nd, nr = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lease = ARGV[3]
+for i = 1, nd do
+  redis.call('SET', KEYS[i], 'D', 'PX', ARGV[5])
+end
+for i = nd + 1, nd + nr do
+  if redis.call('GET', KEYS[i]) == lease then
+    redis.call('DEL', KEYS[i])
+  end
+end
 local r = {}
-for i, k in ipairs(KEYS) do
-  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then
-    r[i] = 0
+for i = nd + nr + 1, #KEYS do
+  local k = KEYS[i]
+  if redis.call('SET', k, lease, 'NX', 'PX', ARGV[4]) then
+    r[#r + 1] = 0
   else
     local v = redis.call('GET', k)
     if v == 'D' then
-      r[i] = 1
-    elseif v == ARGV[1] then
-      redis.call('PEXPIRE', k, ARGV[2])
-      r[i] = 0
+      r[#r + 1] = 1
+    elseif v == lease then
+      redis.call('PEXPIRE', k, ARGV[4])
+      r[#r + 1] = 0
     else
-      r[i] = 2
+      r[#r + 1] = 2
     end
   end
 end
 return r
-`)
-
-// releaseScript deletes each key only while it holds the caller's own lease (ARGV[1]), so a done mark or
-// another owner's lease survives a late Release. It replies the number of leases released.
-var releaseScript = redis.NewScript(`
-local n = 0
-for _, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then
-    n = n + redis.call('DEL', k)
-  end
-end
-return n
 `)
 
 // NewRedis returns a store on client, which it owns from now on: Close closes it. The client can be standalone,
@@ -110,13 +116,13 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		g = groupBySlot
 	}
 	return &Redis{
-		client:    client,
-		grouping:  g,
-		prefix:    opts.KeyPrefix,
-		owner:     owner,
-		ttl:       ttl,
-		claimArgs: []any{leaseValue, max(lease.Milliseconds(), 1)},
-		leaseArgs: []any{leaseValue},
+		client:      client,
+		grouping:    g,
+		prefix:      opts.KeyPrefix,
+		owner:       owner,
+		leaseValue:  leaseValue,
+		leaseMillis: max(lease.Milliseconds(), 1),
+		ttlMillis:   max(ttl.Milliseconds(), 1),
 	}
 }
 
@@ -129,29 +135,60 @@ func (r *Redis) Key(id string) string { return r.prefix + id }
 // Claim implements Store in one round trip (two when the server has lost its script cache). Repeats of an ID
 // inside one batch are not sent; they are answered as documented on Store.
 func (r *Redis) Claim(ctx context.Context, ids []string) ([]Status, error) {
-	statuses := make([]Status, len(ids))
-	if len(ids) == 0 {
+	return r.apply(ctx, "claiming", Ops{Claim: ids})
+}
+
+// Complete implements Store in one round trip: the done mark replaces whatever the key held.
+func (r *Redis) Complete(ctx context.Context, ids []string) error {
+	_, err := r.apply(ctx, "completing", Ops{Complete: ids})
+	return err
+}
+
+// Release implements Store in one round trip, compare-and-delete per key.
+func (r *Redis) Release(ctx context.Context, ids []string) error {
+	_, err := r.apply(ctx, "releasing", Ops{Release: ids})
+	return err
+}
+
+// Apply implements Store: all of ops goes in one script call on a standalone or Sentinel client, so a round
+// of work for many records costs the server one command and the client one round trip.
+func (r *Redis) Apply(ctx context.Context, ops Ops) ([]Status, error) {
+	return r.apply(ctx, "applying", ops)
+}
+
+func (r *Redis) apply(ctx context.Context, action string, ops Ops) ([]Status, error) {
+	statuses := make([]Status, len(ops.Claim))
+	if ops.empty() {
 		return statuses, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("claiming: %w", err)
+		return nil, fmt.Errorf("%s: %w", action, err)
 	}
-	firsts, later := repeats(ids)
-	keys := make([]string, len(firsts))
-	for k, i := range firsts {
-		keys[k] = r.prefix + ids[i]
+	firsts, later := repeats(ops.Claim)
+	nd, nr := len(ops.Complete), len(ops.Release)
+	keys := make([]string, 0, nd+nr+len(firsts))
+	for _, id := range ops.Complete {
+		keys = append(keys, r.prefix+id)
 	}
-	calls, err := r.evalGrouped(ctx, claimScript, keys, r.claimArgs)
+	for _, id := range ops.Release {
+		keys = append(keys, r.prefix+id)
+	}
+	for _, i := range firsts {
+		keys = append(keys, r.prefix+ops.Claim[i])
+	}
+	calls, err := r.evalGrouped(ctx, keys, nd, nr)
 	if err != nil {
-		return nil, wrapErr(ctx, "claiming", err)
+		return nil, wrapErr(ctx, action, err)
 	}
+	claimStart := nd + nr
 	for _, c := range calls {
 		replies, err := c.cmd.Int64Slice()
 		if err != nil {
-			return nil, wrapErr(ctx, "claiming", err)
+			return nil, wrapErr(ctx, action, err)
 		}
-		if len(replies) != len(c.keys) {
-			return nil, fmt.Errorf("claiming: script answered %d statuses for %d keys", len(replies), len(c.keys))
+		claims := c.keys[c.claimFrom:]
+		if len(replies) != len(claims) {
+			return nil, fmt.Errorf("%s: script answered %d statuses for %d keys", action, len(replies), len(claims))
 		}
 		for j, n := range replies {
 			var st Status
@@ -163,66 +200,13 @@ func (r *Redis) Claim(ctx context.Context, ids []string) ([]Status, error) {
 			case 2:
 				st = Busy
 			default:
-				return nil, fmt.Errorf("claiming: unexpected script reply %d", n)
+				return nil, fmt.Errorf("%s: unexpected script reply %d", action, n)
 			}
-			statuses[firsts[c.keys[j]]] = st
+			statuses[firsts[claims[j]-claimStart]] = st
 		}
 	}
 	fillRepeats(statuses, later)
 	return statuses, nil
-}
-
-// Complete implements Store with one pipelined SET per ID: the done mark replaces whatever the key held. (A
-// plain SET costs the server less than the same write from a script, and needs no atomicity.)
-func (r *Redis) Complete(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("completing: %w", err)
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = r.prefix + id
-	}
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.StatusCmd, len(keys))
-	for i, key := range keys {
-		cmds[i] = pipe.Set(ctx, key, doneValue, r.ttl)
-	}
-	if err := execPipeline(ctx, pipe); err != nil {
-		return wrapErr(ctx, "completing", err)
-	}
-	for _, cmd := range cmds {
-		if err := cmd.Err(); err != nil {
-			return wrapErr(ctx, "completing", err)
-		}
-	}
-	return nil
-}
-
-// Release implements Store with the compare-and-delete script, in one round trip.
-func (r *Redis) Release(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("releasing: %w", err)
-	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = r.prefix + id
-	}
-	calls, err := r.evalGrouped(ctx, releaseScript, keys, r.leaseArgs)
-	if err != nil {
-		return wrapErr(ctx, "releasing", err)
-	}
-	for _, c := range calls {
-		if err := c.cmd.Err(); err != nil {
-			return wrapErr(ctx, "releasing", err)
-		}
-	}
-	return nil
 }
 
 // Ping implements Store.
@@ -238,32 +222,41 @@ func (r *Redis) Close() error {
 	return nil
 }
 
-// scriptCall is one script invocation: the indexes (into the batch's keys) of the keys it covers, in the order
-// it was given them, and its command.
+// scriptCall is one script invocation: the indexes (into the round's keys) of the keys it covers, in
+// ascending order so that its done marks, releases and claims keep that order, and its command. Its keys from
+// claimFrom on are claims; before that, releases start at releaseFrom.
 type scriptCall struct {
-	keys []int
-	cmd  *redis.Cmd
+	keys        []int
+	releaseFrom int
+	claimFrom   int
+	cmd         *redis.Cmd
 }
 
-// evalGrouped runs script over keys in one pipeline, one call per group the client allows (see grouping), and
-// returns the calls with their replies or errors. Scripts are sent by digest; when the server answers NOSCRIPT
-// (after a restart, a failover or SCRIPT FLUSH), the script is loaded (on every shard of a cluster) and only the
-// refused calls are sent again, once. The returned error is set only when the pipeline as a whole or loading
-// the script fails.
-func (r *Redis) evalGrouped(ctx context.Context, script *redis.Script, keys []string, args []any) ([]scriptCall, error) {
+// evalGrouped runs applyScript over keys (nd done marks, then nr releases, then claims) in one pipeline, one
+// call per group the client allows (see grouping), and returns the calls with their replies or errors. The
+// script is sent by digest; when the server answers NOSCRIPT (after a restart, a failover or SCRIPT FLUSH), it
+// is loaded (on every shard of a cluster) and only the refused calls are sent again, once. The returned error
+// is set only when the pipeline as a whole or loading the script fails.
+func (r *Redis) evalGrouped(ctx context.Context, keys []string, nd, nr int) ([]scriptCall, error) {
 	calls := r.group(keys)
-	hash := script.Hash()
+	hash := applyScript.Hash()
+	for i := range calls {
+		c := &calls[i]
+		c.releaseFrom = sort.SearchInts(c.keys, nd)
+		c.claimFrom = sort.SearchInts(c.keys, nd+nr)
+	}
 	send := func(calls []*scriptCall) error {
 		pipe := r.client.Pipeline()
 		for _, c := range calls {
-			callKeys := keys // the common case: one call for the whole batch
+			callKeys := keys // the common case: one call for the whole round
 			if len(c.keys) != len(keys) {
 				callKeys = make([]string, len(c.keys))
 				for j, i := range c.keys {
 					callKeys[j] = keys[i]
 				}
 			}
-			c.cmd = pipe.EvalSha(ctx, hash, callKeys, args...)
+			c.cmd = pipe.EvalSha(ctx, hash, callKeys, c.releaseFrom, c.claimFrom-c.releaseFrom,
+				r.leaseValue, r.leaseMillis, r.ttlMillis)
 		}
 		return execPipeline(ctx, pipe)
 	}
@@ -284,7 +277,7 @@ func (r *Redis) evalGrouped(ctx context.Context, script *redis.Script, keys []st
 	if len(missing) == 0 {
 		return calls, nil
 	}
-	if err := script.Load(ctx, r.client).Err(); err != nil {
+	if err := applyScript.Load(ctx, r.client).Err(); err != nil {
 		return nil, fmt.Errorf("loading script: %w", err)
 	}
 	if err := send(missing); err != nil {
@@ -293,7 +286,8 @@ func (r *Redis) evalGrouped(ctx context.Context, script *redis.Script, keys []st
 	return calls, nil
 }
 
-// group splits key indexes into script calls the client can serve, each at most maxKeysPerCall keys.
+// group splits key indexes into script calls the client can serve, each at most maxKeysPerCall keys, with the
+// indexes of each call ascending.
 func (r *Redis) group(keys []string) []scriptCall {
 	switch r.grouping {
 	case groupAll:

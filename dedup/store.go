@@ -36,6 +36,18 @@ func (s Status) String() string {
 // Callers pause on it and try again; it is never a reason to skip or drop a record.
 var ErrUnavailable = errors.New("dedup store unavailable")
 
+// Ops is one round of work for a Store, done in this order: the done marks of Complete are written, the
+// leases of Release are dropped, then the IDs of Claim are claimed. Each part has the semantics of the Store
+// method of the same name.
+type Ops struct {
+	Complete []string
+	Release  []string
+	Claim    []string
+}
+
+// empty reports whether ops holds no work.
+func (o Ops) empty() bool { return len(o.Complete)+len(o.Release)+len(o.Claim) == 0 }
+
 // Store records, per message ID, a lease while a sidecar delivers the message and a done mark afterwards.
 //
 // Every method works on a batch of IDs so that an implementation can serve many records in one round trip;
@@ -55,6 +67,10 @@ type Store interface {
 	// Release deletes this owner's lease on each ID, atomically compare-and-delete: a done mark or another
 	// owner's lease is left untouched.
 	Release(ctx context.Context, ids []string) error
+	// Apply does the work of several calls in one round trip (see Ops) and returns the claim statuses in the
+	// order of ops.Claim. It serves callers that gather work from many records, such as Coalescer; like a batch
+	// of one kind, it is not atomic as a whole: on an error some of the work may have been done.
+	Apply(ctx context.Context, ops Ops) ([]Status, error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

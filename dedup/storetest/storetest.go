@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T, owner string) dedup.Store) {
 		{"ContextCancelled", testContextCancelled},
 		{"ConcurrentOwnersExclusive", testConcurrentOwnersExclusive},
 		{"PingAndClose", testPingAndClose},
+		{"ApplyInOrder", testApplyInOrder},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -533,4 +534,41 @@ func randomToken() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// testApplyInOrder checks that one Apply writes done marks, then releases, then claims, each with the semantics
+// of its own method, and answers the claims in order.
+func testApplyInOrder(t *testing.T, e *env) {
+	finished, held, theirs, fresh := e.id("finished"), e.id("held"), e.id("theirs"), e.id("fresh")
+	e.claim(e.a, []string{finished, held}, dedup.Claimed, dedup.Claimed)
+	e.claim(e.b, []string{theirs}, dedup.Claimed)
+
+	got, err := e.a.Apply(context.Background(), dedup.Ops{
+		Complete: []string{finished},
+		Release:  []string{held, theirs},
+		Claim:    []string{fresh, finished, theirs, fresh},
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if want := []dedup.Status{dedup.Claimed, dedup.Done, dedup.Busy, dedup.Busy}; !equal(got, want) {
+		t.Fatalf("Apply claims = %v, want %v (the done mark is written before the claims; another owner's lease "+
+			"survives a release)", got, want)
+	}
+	// held was released by its owner: the other owner may take it now.
+	if st := e.status(e.b, held); st != dedup.Claimed {
+		t.Fatalf("claim by another owner after Apply released the lease = %v, want claimed", st)
+	}
+	if st := e.status(e.b, finished); st != dedup.Done {
+		t.Fatalf("claim after Apply completed the ID = %v, want done", st)
+	}
+
+	empty, err := e.a.Apply(context.Background(), dedup.Ops{})
+	if err != nil || len(empty) != 0 {
+		t.Fatalf("Apply(no work) = %v, %v; want no statuses and no error", empty, err)
+	}
+	only, err := e.a.Apply(context.Background(), dedup.Ops{Complete: []string{held}})
+	if err != nil || len(only) != 0 {
+		t.Fatalf("Apply(done marks only) = %v, %v; want no statuses and no error", only, err)
+	}
 }
