@@ -32,34 +32,46 @@ func (h *HTTP) DeliverBatch(ctx context.Context, ds []*Delivery) []Result {
 	if ctx.Err() != nil {
 		return fill(results, canceled(start))
 	}
-	tctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	u, err := h.url.forTopic(ds[0].Topic)
+	t, err := h.url.forTopic(ds[0].Topic)
 	if err != nil {
 		return fill(results, Result{Outcome: Permanent, Reason: "building the request: building the app url for the topic: " + safeString(err.Error()), Elapsed: time.Since(start)})
 	}
 	body, ids := encodeBatch(ds)
-	hdr := make(http.Header, 5)
-	hdr[HeaderContentType] = []string{batchContentType}
-	hdr[HeaderBatchSize] = []string{strconv.Itoa(len(ds))}
-	// A key derived from the IDs makes the request replayable by the transport on a stale keep-alive
-	// connection, and tells the app that a repeated batch is the same batch.
-	hdr[HeaderIdempotencyKey] = []string{batchKey(ds)}
-	if h.token != nil {
-		hdr[HeaderAuthorization] = []string{h.token.header()}
-	}
-	resp, err := h.rt.RoundTrip(newPost(tctx, u, hdr, body))
+	buf := getHead()
+	defer putHead(buf)
+	var out outgoing
+	*buf = h.appendBatchRequest(*buf, t, ds, body, &out)
+	deadline := start.Add(h.timeout)
+	a, err := h.pool.exchange(ctx, &out, deadline)
 	if err != nil {
-		return fill(results, h.failed(ctx, tctx, err, start))
+		return fill(results, h.failed(ctx, deadline, err, start))
 	}
-	defer resp.Body.Close()
-	answer, complete := readAll(resp.Body, h.maxBody)
-	decodeBatchAnswer(results, ids, resp.StatusCode, resp.Header, answer, complete, h.now())
+	answer, complete := readAll(a, h.maxBody)
+	status, action, retryAfter := a.status, a.action, a.retryAfter
+	a.release() // a is the connection's again from here on
+	decodeBatchAnswer(results, ids, status, action, retryAfter, answer, complete, h.now())
 	elapsed := time.Since(start)
 	for i := range results {
 		results[i].Elapsed = elapsed
 	}
 	return results
+}
+
+// appendBatchRequest encodes the POST of a batch with its body, appending to b, and points out at the
+// result; it returns b grown, for recycling.
+func (h *HTTP) appendBatchRequest(b []byte, t *target, ds []*Delivery, body []byte, out *outgoing) []byte {
+	b = appendStart(b, t, len(body))
+	b = appendHeader(b, HeaderContentType, batchContentType)
+	b = append(b, HeaderBatchSize+": "...)
+	b = strconv.AppendInt(b, int64(len(ds)), 10)
+	b = append(b, "\r\n"...)
+	// A key derived from the IDs makes the request safe to send again on a new connection when a kept-alive
+	// one turns out to be closed, and tells the app that a repeated batch is the same batch.
+	b = appendHeader(b, HeaderIdempotencyKey, batchKey(ds))
+	if h.token != nil {
+		b = appendHeader(b, HeaderAuthorization, h.token.header())
+	}
+	return finishRequest(b, body, out)
 }
 
 // fill sets every result to r.
@@ -279,9 +291,10 @@ type batchResult struct {
 
 // decodeBatchAnswer classifies a batch answer into results, which has one entry per id. Each record takes
 // its own entry's status and action; a record without an entry, or whose entry has no valid status, takes
-// the answer's status; a record without its own action takes the answer's Kafka-Sidecar-Action. A body that
-// is cut off by the cap or is not the expected JSON counts as no entries at all. Elapsed is left to the caller.
-func decodeBatchAnswer(results []Result, ids []string, status int, hdr http.Header, body []byte, complete bool, now time.Time) {
+// the answer's status; a record without its own action takes the answer's Kafka-Sidecar-Action (wholeAction).
+// retryAfter is the answer's Retry-After. A body that is cut off by the cap or is not the expected JSON counts
+// as no entries at all. Elapsed is left to the caller.
+func decodeBatchAnswer(results []Result, ids []string, status int, wholeAction, retryAfterValue string, body []byte, complete bool, now time.Time) {
 	var ans batchAnswer
 	parsed := complete && len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &ans) == nil
 
@@ -307,8 +320,7 @@ func decodeBatchAnswer(results []Result, ids []string, status int, hdr http.Head
 		}
 	}
 
-	wholeAction := hdr.Get(HeaderAction)
-	retryAfter := ParseRetryAfter(hdr.Get(HeaderRetryAfter), now)
+	retryAfter := ParseRetryAfter(retryAfterValue, now)
 	for i := range results {
 		code, action := status, wholeAction
 		var detail []byte

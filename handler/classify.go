@@ -189,7 +189,11 @@ func classifyError(err error) (Outcome, string) {
 		}
 		return AppUnavailable, "connecting to the app: " + safeString(innermost(opErr).Error())
 	case isTLSSetupError(err):
-		return AppUnavailable, "tls: " + safeString(innermost(err).Error())
+		msg := innermost(err).Error()
+		if errors.Is(err, io.EOF) {
+			msg = "connection closed by the app during the handshake"
+		}
+		return AppUnavailable, "tls: " + safeString(strings.TrimPrefix(msg, "tls: "))
 	case errors.Is(err, syscall.ECONNRESET):
 		return Retryable, "connection reset"
 	case errors.Is(err, syscall.EPIPE):
@@ -202,9 +206,15 @@ func classifyError(err error) (Outcome, string) {
 	return Retryable, safeString(innermost(err).Error())
 }
 
-// isTLSSetupError reports whether err says the TLS session could not be set up: wrong CA, wrong name, a
-// plain-HTTP server behind an https URL. These are configuration problems, not the record's fault.
+// isTLSSetupError reports whether err says the TLS session could not be set up: a failed handshake (wrong CA,
+// wrong name, a plain-HTTP server behind an https URL), or an alert from the app's side, which is how TLS 1.3
+// rejects a client certificate after the handshake. These are configuration problems, not the record's fault.
 func isTLSSetupError(err error) bool {
+	var setupErr *tlsSetupError
+	var opErr *net.OpError
+	if errors.As(err, &setupErr) || (errors.As(err, &opErr) && opErr.Op == "remote error") {
+		return true
+	}
 	var (
 		recordErr   tls.RecordHeaderError
 		verifyErr   *tls.CertificateVerificationError

@@ -31,6 +31,10 @@
 // Plain means printable ASCII (0x20–0x7E) that neither starts nor ends with a space, so it arrives byte
 // for byte. Every base64 form here is standard base64 (RFC 4648 section 4) with padding.
 //
+// Requests go over kept-alive HTTP/1.1 connections. When the app has closed the one a request is sent on,
+// and no part of an answer came back, the request is sent once more on a new connection; so the app may see
+// a request twice, with the same Idempotency-Key.
+//
 // # The answer
 //
 //	2xx, 409                                    Success: the record is done

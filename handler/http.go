@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -63,19 +64,21 @@ type HTTPOptions struct {
 // HTTP delivers records to the app with HTTP POST requests. It implements Deliverer and BatchDeliverer and
 // is safe for concurrent use.
 type HTTP struct {
-	url        *urlTemplate
-	timeout    time.Duration
-	maxBody    int64
-	token      *tokenFile
-	now        func() time.Time
+	url     *urlTemplate
+	timeout time.Duration
+	maxBody int64
+	token   *tokenFile
+	now     func() time.Time
+	// pool carries the deliveries.
+	pool *connPool
+	// transport carries the requests of Client, the readiness probe's, with the same TLS settings.
 	transport  *http.Transport
-	rt         http.RoundTripper
 	timeoutMsg string
 }
 
 // NewHTTP checks opts and builds a deliverer with its own connection pool.
 func NewHTTP(opts HTTPOptions) (*HTTP, error) {
-	tmpl, err := parseURLTemplate(opts.URL)
+	tmpl, u, err := parseURLTemplate(opts.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -102,33 +105,45 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 			return nil, err
 		}
 	}
+	maxConns := cmp.Or(opts.MaxConns, DefaultMaxConns)
+	var tlsConf *tls.Config // http
+	if u.Scheme == "https" {
+		tlsConf = cmp.Or(opts.TLS, &tls.Config{})
+	}
 	// Connecting must give up well before the delivery does, so that an app that is not there shows as
 	// AppUnavailable (a failed connect) rather than as a Retryable timeout that would use up an attempt.
-	h.transport = newTransport(opts.TLS, cmp.Or(opts.MaxConns, DefaultMaxConns), h.timeout/2)
-	h.rt = h.transport
+	h.pool = newConnPool(dialAddr(u), tlsConf, maxConns, h.maxBody, h.timeout/2)
+	h.transport = newTransport(opts.TLS, maxConns, h.timeout/2)
 	return h, nil
 }
 
-// parseURLTemplate checks the app URL and splits it around "{topic}", which may only appear in the path.
-func parseURLTemplate(raw string) (*urlTemplate, error) {
+// parseURLTemplate checks the app URL and splits it around "{topic}", which may only appear in the path. It
+// also returns the URL parsed with a neutral stand-in for the topic, for the parts that do not depend on it.
+func parseURLTemplate(raw string) (*urlTemplate, *url.URL, error) {
 	if raw == "" {
-		return nil, errors.New("checking app url: it is empty")
+		return nil, nil, errors.New("checking app url: it is empty")
 	}
 	// Parse with a neutral stand-in so the checks see the URL as it will be for a real topic.
 	u, err := url.Parse(strings.ReplaceAll(raw, topicPlaceholder, "topic"))
 	if err != nil {
-		return nil, fmt.Errorf("checking app url: %w", errors.Unwrap(err))
+		return nil, nil, fmt.Errorf("checking app url: %w", errors.Unwrap(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("checking app url: scheme %q is not http or https", u.Scheme)
+		return nil, nil, fmt.Errorf("checking app url: scheme %q is not http or https", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, errors.New("checking app url: it names no host")
+		return nil, nil, errors.New("checking app url: it names no host")
 	}
-	t := &urlTemplate{parts: strings.Split(raw, topicPlaceholder)}
+	host := removeZone(u.Host)
+	if !validHost(host) {
+		// The Host header and the name resolved would need the punycode form, which an app next to the
+		// sidecar never needs; asking for it keeps that conversion out.
+		return nil, nil, errors.New("checking app url: the host name is not ASCII; write it in its punycode (xn--) form")
+	}
+	t := &urlTemplate{parts: strings.Split(raw, topicPlaceholder), host: host}
 	if len(t.parts) == 1 {
-		t.fixed = u
-		return t, nil
+		t.fixed = &target{requestURI: u.RequestURI(), host: host}
+		return t, u, nil
 	}
 	// The placeholder is only allowed in the path: after the authority, before any query or fragment.
 	afterScheme := strings.TrimPrefix(raw[len(u.Scheme):], "://")
@@ -137,9 +152,45 @@ func parseURLTemplate(raw string) (*urlTemplate, error) {
 	first := strings.Index(afterScheme, topicPlaceholder)
 	last := strings.LastIndex(afterScheme, topicPlaceholder)
 	if pathStart < 0 || afterScheme[pathStart] != '/' || first < pathStart || (pathEnd >= 0 && last > pathEnd) {
-		return nil, errors.New("checking app url: {topic} may only appear in the path")
+		return nil, nil, errors.New("checking app url: {topic} may only appear in the path")
 	}
-	return t, nil
+	return t, u, nil
+}
+
+// removeZone drops the zone of an IPv6 literal ("[fe80::1%eth0]:80"): it only means something to the
+// sender's network stack, and net/http leaves it out of the Host header too.
+func removeZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i, j := strings.LastIndex(host, "%"), strings.LastIndex(host, "]")
+	if i < 0 || j < i {
+		return host
+	}
+	return host[:i] + host[j:]
+}
+
+// validHost reports whether host (with its port) can go into the Host header as it is: visible ASCII only.
+// url.Parse has checked the rest of its syntax.
+func validHost(host string) bool {
+	for i := 0; i < len(host); i++ {
+		if host[i] <= ' ' || host[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// dialAddr is the host:port to connect to, with the scheme's default port when the URL names none.
+func dialAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // newTransport tunes a transport for an app on localhost: keep-alive with an idle pool as large as the
@@ -168,8 +219,8 @@ func newTransport(tlsConf *tls.Config, maxConns int, connectLimit time.Duration)
 	return tr
 }
 
-// Client returns an http.Client over the deliverer's transport (same TLS settings and pool) that does not
-// follow redirects. It suits the readiness Probe.
+// Client returns an http.Client that does not follow redirects, with the deliverer's TLS settings but a
+// connection pool of its own. It suits the readiness Probe.
 func (h *HTTP) Client() *http.Client {
 	return &http.Client{
 		Transport:     h.transport,
@@ -177,8 +228,12 @@ func (h *HTTP) Client() *http.Client {
 	}
 }
 
-// CloseIdleConnections closes the kept-alive connections that carry no request, e.g. on shutdown.
-func (h *HTTP) CloseIdleConnections() { h.transport.CloseIdleConnections() }
+// CloseIdleConnections closes the kept-alive connections that carry no request, e.g. on shutdown; those still
+// carrying one are closed when it ends.
+func (h *HTTP) CloseIdleConnections() {
+	h.pool.closeIdle()
+	h.transport.CloseIdleConnections()
+}
 
 // Deliver POSTs one record to the app and classifies the answer. It implements Deliverer.
 //
@@ -190,28 +245,30 @@ func (h *HTTP) Deliver(ctx context.Context, d *Delivery) Result {
 	if ctx.Err() != nil {
 		return canceled(start)
 	}
-	tctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	req, err := h.buildRequest(tctx, d)
-	if err != nil {
+	buf := getHead()
+	defer putHead(buf)
+	var out outgoing
+	var err error
+	if *buf, err = h.appendRequest(*buf, d, &out); err != nil {
 		return Result{Outcome: Permanent, Reason: "building the request: " + safeString(err.Error()), Elapsed: time.Since(start)}
 	}
-	resp, err := h.rt.RoundTrip(req)
+	deadline := start.Add(h.timeout)
+	a, err := h.pool.exchange(ctx, &out, deadline)
 	if err != nil {
-		return h.failed(ctx, tctx, err, start)
+		return h.failed(ctx, deadline, err, start)
 	}
-	defer resp.Body.Close()
-	res := h.answer(resp)
+	res := h.classify(a)
+	a.release()
 	res.Elapsed = time.Since(start)
 	return res
 }
 
-// failed classifies a round trip that ended without a status.
-func (h *HTTP) failed(ctx, tctx context.Context, err error, start time.Time) Result {
+// failed classifies an exchange that ended without a status.
+func (h *HTTP) failed(ctx context.Context, deadline time.Time, err error, start time.Time) Result {
 	switch {
 	case ctx.Err() != nil:
 		return canceled(start)
-	case errors.Is(tctx.Err(), context.DeadlineExceeded):
+	case !time.Now().Before(deadline) || errors.Is(err, os.ErrDeadlineExceeded):
 		return Result{Outcome: Retryable, Reason: h.timeoutMsg, Elapsed: time.Since(start)}
 	}
 	o, reason := classifyError(err)
@@ -223,24 +280,22 @@ func canceled(start time.Time) Result {
 	return Result{Outcome: AppUnavailable, Reason: "delivery canceled", Elapsed: time.Since(start)}
 }
 
-// answer classifies a response, reading no more of its body than the cap; the caller closes the body. The
-// status decides; Kafka-Sidecar-Action overrides it.
-// A success reads the body only to drain it for reuse of the connection; a failure keeps its first bytes
-// for the reason. Either way no more than the cap is read.
-func (h *HTTP) answer(resp *http.Response) Result {
-	action := resp.Header.Get(HeaderAction)
-	if o, _ := outcomeOf(resp.StatusCode, action); o == Success {
-		drain(resp.Body, h.maxBody)
-		return Result{Outcome: Success, Status: resp.StatusCode}
+// classify classifies an answer, reading no more of its body than the cap. The status decides;
+// Kafka-Sidecar-Action overrides it. A success reads the body only so that the connection can carry the next
+// request; a failure keeps its first bytes for the reason. Either way no more than the cap is read.
+func (h *HTTP) classify(a *answer) Result {
+	if o, _ := outcomeOf(a.status, a.action); o == Success {
+		drain(a, h.maxBody)
+		return Result{Outcome: Success, Status: a.status}
 	}
 	var snippet [maxReasonBody]byte
-	n := readSnippet(resp.Body, snippet[:min(int64(len(snippet)), h.maxBody)])
-	drain(resp.Body, h.maxBody-int64(n))
+	n := readSnippet(a, snippet[:min(int64(len(snippet)), h.maxBody)])
+	drain(a, h.maxBody-int64(n))
 	var retryAfter time.Duration
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		retryAfter = ParseRetryAfter(resp.Header.Get(HeaderRetryAfter), h.now())
+	if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+		retryAfter = ParseRetryAfter(a.retryAfter, h.now())
 	}
-	return classifyAnswer(resp.StatusCode, action, snippet[:n], retryAfter)
+	return classifyAnswer(a.status, a.action, snippet[:n], retryAfter)
 }
 
 // readSnippet fills buf from r as far as r goes and returns the bytes read.
@@ -252,9 +307,8 @@ func readSnippet(r io.Reader, buf []byte) int {
 // drainBufs recycles the buffers used to drain answer bodies.
 var drainBufs = sync.Pool{New: func() any { return new([4 << 10]byte) }}
 
-// drain reads up to limit bytes of body, for the caller to close it then. A body read to its end lets the
-// transport reuse the connection; a longer one is abandoned and its connection closed, which is cheaper
-// than reading it.
+// drain reads up to limit bytes of body. A body read to its end lets the connection carry the next request;
+// a longer one is abandoned and its connection closed, which is cheaper than reading it.
 func drain(body io.Reader, limit int64) {
 	buf := drainBufs.Get().(*[4 << 10]byte)
 	for limit > 0 {

@@ -559,18 +559,17 @@ func TestDeliverCapsResponseBody(t *testing.T) {
 	}))
 	defer srv.Close()
 	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, MaxResponseBytes: limit})
-	counter := &countingBodies{next: h.rt}
-	h.rt = counter
+	counter := countReads(h)
 
 	for _, status := range []int{200, 500} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
-			counter.read.Store(0)
+			counter.Store(0)
 			res := deliverWithin(t, context.Background(), h, asking(status))
 			if res.Status != status {
 				t.Fatalf("Deliver = %+v, want status %d", res, status)
 			}
-			if got := counter.read.Load(); got > limit {
-				t.Errorf("read %d bytes of the answer, want at most %d", got, limit)
+			if got, most := counter.Load(), int64(limit+readSlack); got > most {
+				t.Errorf("read %d bytes from the connection, want at most %d", got, most)
 			}
 			if status == 500 && res.Reason != "http 500: "+strings.Repeat("z", 256) {
 				t.Errorf("Reason = %q, want the first 256 bytes", res.Reason)
@@ -786,6 +785,12 @@ func TestNewHTTPTunesTheTransport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.URL = "http://127.0.0.1:1/"
 			h := newTestHTTP(t, tt.opts)
+			// The deliveries' pool, and the transport of Client, for the probe.
+			p := h.pool
+			if p.maxIdle != tt.idlePerHost || p.handshake != tt.tlsHandshake || p.dialer.Timeout != min(dialTimeout, tt.tlsHandshake) {
+				t.Errorf("pool: max idle %d, handshake %v, dial %v; want %d, %v, %v", p.maxIdle, p.handshake,
+					p.dialer.Timeout, tt.idlePerHost, tt.tlsHandshake, min(dialTimeout, tt.tlsHandshake))
+			}
 			tr := h.transport
 			if tr.MaxIdleConnsPerHost != tt.idlePerHost || tr.TLSHandshakeTimeout != tt.tlsHandshake {
 				t.Errorf("MaxIdleConnsPerHost %d, TLSHandshakeTimeout %v; want %d, %v",
@@ -795,5 +800,43 @@ func TestNewHTTPTunesTheTransport(t *testing.T) {
 				t.Errorf("transport not tuned for a local app: %+v", tr)
 			}
 		})
+	}
+}
+
+func TestNewHTTPTargets(t *testing.T) {
+	tests := []struct {
+		url        string
+		addr       string // dialled
+		host       string // the Host header
+		requestURI string // for topic "orders"
+		serverName string // TLS; empty for http
+	}{
+		{url: "http://127.0.0.1:8080/in/{topic}", addr: "127.0.0.1:8080", host: "127.0.0.1:8080", requestURI: "/in/orders"},
+		{url: "http://localhost", addr: "localhost:80", host: "localhost", requestURI: "/"},
+		{url: "https://app.internal/in?x=1&y=%2F#frag", addr: "app.internal:443", host: "app.internal", requestURI: "/in?x=1&y=%2F", serverName: "app.internal"},
+		{url: "http://user:secret@app:9000/a%2Fb/{topic}?q", addr: "app:9000", host: "app:9000", requestURI: "/a%2Fb/orders?q"},
+		{url: "http://[::1]:9000/{topic}", addr: "[::1]:9000", host: "[::1]:9000", requestURI: "/orders"},
+		{url: "http://[fe80::1%25eth0]:9000/", addr: "[fe80::1%eth0]:9000", host: "[fe80::1]:9000", requestURI: "/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			h := newTestHTTP(t, HTTPOptions{URL: tt.url})
+			tg, err := h.url.forTopic("orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.pool.addr != tt.addr || tg.host != tt.host || tg.requestURI != tt.requestURI {
+				t.Errorf("dials %q, Host %q, request-target %q; want %q, %q, %q", h.pool.addr, tg.host, tg.requestURI, tt.addr, tt.host, tt.requestURI)
+			}
+			switch {
+			case tt.serverName == "" && h.pool.tls != nil:
+				t.Errorf("TLS configured for %s", tt.url)
+			case tt.serverName != "" && (h.pool.tls == nil || h.pool.tls.ServerName != tt.serverName):
+				t.Errorf("TLS config %+v, want server name %q", h.pool.tls, tt.serverName)
+			}
+		})
+	}
+	if _, err := NewHTTP(HTTPOptions{URL: "http://bücher.example/"}); err == nil || !strings.Contains(err.Error(), "punycode") {
+		t.Errorf("NewHTTP with a non-ASCII host: %v, want an error asking for the punycode form", err)
 	}
 }

@@ -1,13 +1,9 @@
 package handler
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -19,80 +15,84 @@ import (
 // prints as "Z".
 const timestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// fixedHeaders is the most headers a request carries besides the record's own: Content-Type, Idempotency-Key
-// and its encoding, topic, partition, offset, key and its encoding, timestamp, attempt, Authorization,
-// traceparent and tracestate.
-const fixedHeaders = 13
+// userAgent is the User-Agent header: the value net/http sent when it carried the deliveries, kept so that
+// apps and their access logs see no change.
+const userAgent = "Go-http-client/1.1"
 
 // errTopicName rejects a topic name that an HTTP header cannot carry.
 var errTopicName = errors.New("the topic name holds control characters")
 
-// valueBody returns a body over a record value. It is an io.NopCloser around a *bytes.Reader on purpose:
-// net/http recognises that as an in-memory body and writes headers and body in one write, where any other type
-// makes it flush the headers first — two writes, and two reads for the app, per delivery.
-func valueBody(value []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(value)) }
+// headBufs recycles the buffers requests are encoded into: with the value copied behind the head, a typical
+// delivery fits the first size and its wire form costs no allocation.
+var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
 
-// noBody is GetBody for an empty value.
-func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
+// maxPooledHead keeps an occasional huge request from pinning its buffer in the pool.
+const maxPooledHead = 64 << 10
 
-// headerSet fills an http.Header whose value slices share one backing array, and whose value strings share one
-// backing string: a request costs a few allocations in all instead of a few per header.
-type headerSet struct {
-	h    http.Header
-	vals []string
-	sb   strings.Builder
-}
+// getHead returns an empty buffer for a request's wire form. The caller stores the grown slice back through
+// the pointer and hands it to putHead once the exchange is over, as the connection writes straight from it.
+func getHead() *[]byte { return headBufs.Get().(*[]byte) }
 
-// set adds one value under key, which is written to the wire exactly as given.
-func (s *headerSet) set(key, value string) {
-	if old, ok := s.h[key]; ok {
-		// A repeated record header: the shared backing array is capped per key, so append copies.
-		s.h[key] = append(old, value)
+// putHead recycles a buffer from getHead.
+func putHead(b *[]byte) {
+	if cap(*b) > maxPooledHead {
 		return
 	}
-	s.vals = append(s.vals, value)
-	n := len(s.vals)
-	s.h[key] = s.vals[n-1 : n : n]
+	*b = (*b)[:0]
+	headBufs.Put(b)
 }
 
-// mark returns the position the next text written to sb starts at.
-func (s *headerSet) mark() int { return s.sb.Len() }
+// appendHeader appends "name: value\r\n"; callers have checked both.
+func appendHeader[T string | []byte](b []byte, name string, value T) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
+}
 
-// since returns the text written to sb after mark. The builder never rewrites bytes it has handed out, so the
-// string stays valid while more is written; when the size estimate was right it is not even copied.
-func (s *headerSet) since(mark int) string { return s.sb.String()[mark:] }
+// appendStart appends the request line and the headers every request carries: Host, User-Agent and
+// Content-Length (also when it is 0, as a POST without it may be read as having no body at all).
+func appendStart(b []byte, t *target, contentLength int) []byte {
+	b = append(b, "POST "...)
+	b = append(b, t.requestURI...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, t.host...)
+	b = append(b, "\r\nUser-Agent: "+userAgent+"\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(contentLength), 10)
+	return append(b, "\r\n"...)
+}
 
-// textSize estimates the bytes of header text a delivery needs, so one Grow covers them.
-func textSize(d *Delivery) int {
-	n := 20 + 20 + 20 + len(timestampLayout) + 8 // partition, offset, attempt, timestamp, slack
-	n += base64.StdEncoding.EncodedLen(len(d.ID))
-	n += base64.StdEncoding.EncodedLen(len(d.Key))
-	for i := range d.Headers {
-		n += len(HeaderRecordPrefix) + len(d.Headers[i].Key) + len(d.Headers[i].Value)
+// finishRequest ends the head in b and points out at the request: a small body is copied behind the head so
+// that one write sends everything (and the app reads it at once); a large one is written from where it is.
+// It returns b, grown, for recycling.
+func finishRequest(b, body []byte, out *outgoing) []byte {
+	b = append(b, "\r\n"...)
+	if len(body) > inlineBodyMax {
+		out.head, out.body = b, body
+		return b
 	}
-	return n
+	b = append(b, body...)
+	out.head, out.body = b, nil
+	return b
 }
 
-// buildRequest turns a delivery into the POST the contract describes. It does no URL parsing on the hot path:
-// the URL for the topic comes from the template's cache. Header names and values that HTTP cannot carry are
-// skipped rather than sent, so the request is always valid.
-func (h *HTTP) buildRequest(ctx context.Context, d *Delivery) (*http.Request, error) {
+// appendRequest encodes a delivery as the POST the contract describes, appending to buf, and points out at
+// the result; it returns buf grown, for recycling. It does no URL parsing on the hot path: the target for the
+// topic comes from the template's cache. Header names and values that HTTP cannot carry are skipped rather
+// than sent, so the request is always valid.
+func (h *HTTP) appendRequest(buf []byte, d *Delivery, out *outgoing) ([]byte, error) {
 	if !validHeaderValue(d.Topic) {
 		// Kafka topic names are [a-zA-Z0-9._-], so this never happens with a real record; it keeps the
 		// promise that no invalid request is ever built.
-		return nil, errTopicName
+		return buf, errTopicName
 	}
-	u, err := h.url.forTopic(d.Topic)
+	t, err := h.url.forTopic(d.Topic)
 	if err != nil {
-		return nil, fmt.Errorf("building the app url for the topic: %w", err)
+		return buf, fmt.Errorf("building the app url for the topic: %w", err)
 	}
-	hs := headerSet{
-		h:    make(http.Header, fixedHeaders+len(d.Headers)),
-		vals: make([]string, 0, fixedHeaders+len(d.Headers)),
-	}
-	hs.sb.Grow(textSize(d))
+	b := appendStart(buf, t, len(d.Value))
 
-	contentType := defaultContentType
+	var contentType []byte
 	var traceparent, tracestate []byte
 	hasTraceparent, hasTracestate := false, false
 	for i := range d.Headers {
@@ -101,9 +101,7 @@ func (h *HTTP) buildRequest(ctx context.Context, d *Delivery) (*http.Request, er
 		case strings.EqualFold(rh.Key, "content-type"):
 			// The last one wins, as with Kafka's own "last header" lookup.
 			if len(rh.Value) > 0 && validHeaderValue(rh.Value) {
-				m := hs.mark()
-				hs.sb.Write(rh.Value)
-				contentType = hs.since(m)
+				contentType = rh.Value
 			}
 		case strings.EqualFold(rh.Key, headerTraceparent):
 			traceparent, hasTraceparent = rh.Value, validHeaderValue(rh.Value)
@@ -111,41 +109,39 @@ func (h *HTTP) buildRequest(ctx context.Context, d *Delivery) (*http.Request, er
 			tracestate, hasTracestate = rh.Value, validHeaderValue(rh.Value)
 		}
 	}
-	hs.set(HeaderContentType, contentType)
+	if contentType != nil {
+		b = appendHeader(b, HeaderContentType, contentType)
+	} else {
+		b = appendHeader(b, HeaderContentType, defaultContentType)
+	}
 
 	if plainASCII(d.ID) {
-		hs.set(HeaderIdempotencyKey, d.ID)
+		b = appendHeader(b, HeaderIdempotencyKey, d.ID)
 	} else {
-		m := hs.mark()
-		appendBase64(&hs.sb, []byte(d.ID))
-		hs.set(HeaderIdempotencyKey, hs.since(m))
-		hs.set(HeaderIdempotencyKeyEncoding, EncodingBase64)
+		b = append(b, HeaderIdempotencyKey+": "...)
+		b = base64.StdEncoding.AppendEncode(b, []byte(d.ID))
+		b = append(b, "\r\n"...)
+		b = appendHeader(b, HeaderIdempotencyKeyEncoding, EncodingBase64)
 	}
-	hs.set(HeaderTopic, d.Topic)
-
-	var num [64]byte
-	m := hs.mark()
-	hs.sb.Write(strconv.AppendInt(num[:0], int64(d.Partition), 10))
-	hs.set(HeaderPartition, hs.since(m))
-	m = hs.mark()
-	hs.sb.Write(strconv.AppendInt(num[:0], d.Offset, 10))
-	hs.set(HeaderOffset, hs.since(m))
-	m = hs.mark()
-	hs.sb.Write(d.Timestamp.UTC().AppendFormat(num[:0], timestampLayout))
-	hs.set(HeaderTimestamp, hs.since(m))
-	m = hs.mark()
-	hs.sb.Write(strconv.AppendInt(num[:0], int64(d.Attempt), 10))
-	hs.set(HeaderAttempt, hs.since(m))
+	b = appendHeader(b, HeaderTopic, d.Topic)
+	b = append(b, HeaderPartition+": "...)
+	b = strconv.AppendInt(b, int64(d.Partition), 10)
+	b = append(b, "\r\n"+HeaderOffset+": "...)
+	b = strconv.AppendInt(b, d.Offset, 10)
+	b = append(b, "\r\n"+HeaderTimestamp+": "...)
+	b = d.Timestamp.UTC().AppendFormat(b, timestampLayout)
+	b = append(b, "\r\n"+HeaderAttempt+": "...)
+	b = strconv.AppendInt(b, int64(d.Attempt), 10)
+	b = append(b, "\r\n"...)
 
 	if d.Key != nil {
-		m = hs.mark()
 		if plainASCII(d.Key) {
-			hs.sb.Write(d.Key)
-			hs.set(HeaderKey, hs.since(m))
+			b = appendHeader(b, HeaderKey, d.Key)
 		} else {
-			appendBase64(&hs.sb, d.Key)
-			hs.set(HeaderKey, hs.since(m))
-			hs.set(HeaderKeyEncoding, EncodingBase64)
+			b = append(b, HeaderKey+": "...)
+			b = base64.StdEncoding.AppendEncode(b, d.Key)
+			b = append(b, "\r\n"...)
+			b = appendHeader(b, HeaderKeyEncoding, EncodingBase64)
 		}
 	}
 
@@ -154,58 +150,29 @@ func (h *HTTP) buildRequest(ctx context.Context, d *Delivery) (*http.Request, er
 		if !validHeaderName(rh.Key) || !validHeaderValue(rh.Value) {
 			continue
 		}
-		m = hs.mark()
-		hs.sb.WriteString(HeaderRecordPrefix)
-		writeCanonical(&hs.sb, rh.Key)
-		key := hs.since(m)
-		m = hs.mark()
-		hs.sb.Write(rh.Value)
-		hs.set(key, hs.since(m))
+		// Repeated names go out as repeated lines in the record's order; the app's server joins them.
+		b = append(b, HeaderRecordPrefix...)
+		b = appendCanonical(b, rh.Key)
+		b = append(b, ": "...)
+		b = append(b, rh.Value...)
+		b = append(b, "\r\n"...)
 	}
 	if hasTraceparent {
-		m = hs.mark()
-		hs.sb.Write(traceparent)
-		hs.set(headerTraceparent, hs.since(m))
+		b = appendHeader(b, headerTraceparent, traceparent)
 	}
 	if hasTracestate {
-		m = hs.mark()
-		hs.sb.Write(tracestate)
-		hs.set(headerTracestate, hs.since(m))
+		b = appendHeader(b, headerTracestate, tracestate)
 	}
 	if h.token != nil {
-		hs.set(HeaderAuthorization, h.token.header())
+		b = appendHeader(b, HeaderAuthorization, h.token.header())
 	}
-	return newPost(ctx, u, hs.h, d.Value), nil
+	return finishRequest(b, d.Value, out), nil
 }
 
-// newPost builds a POST without parsing its URL: u comes parsed from the cache and is never modified, neither
-// here nor by the transport, so requests share it.
-func newPost(ctx context.Context, u *url.URL, hdr http.Header, body []byte) *http.Request {
-	tmpl := http.Request{
-		Method:        http.MethodPost,
-		URL:           u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        hdr,
-		Host:          u.Host,
-		ContentLength: int64(len(body)),
-	}
-	if len(body) == 0 {
-		tmpl.Body = http.NoBody
-		tmpl.GetBody = noBody
-	} else {
-		tmpl.Body = valueBody(body)
-		// GetBody lets the transport replay the request on a keep-alive connection the app closed under it.
-		tmpl.GetBody = func() (io.ReadCloser, error) { return valueBody(body), nil }
-	}
-	return tmpl.WithContext(ctx)
-}
-
-// writeCanonical writes a header name (a valid token) in canonical form, as textproto.CanonicalMIMEHeaderKey
-// would without allocating: names that differ only in case then share one key, and their values keep the
-// record's order on the wire.
-func writeCanonical(sb *strings.Builder, name string) {
+// appendCanonical appends a header name (a valid token) in canonical form, as
+// textproto.CanonicalMIMEHeaderKey would without allocating, so names that differ only in case reach the app
+// as one header.
+func appendCanonical(b []byte, name string) []byte {
 	upper := true
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -215,67 +182,66 @@ func writeCanonical(sb *strings.Builder, name string) {
 		case !upper && 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
 		}
-		sb.WriteByte(c)
+		b = append(b, c)
 		upper = c == '-'
 	}
+	return b
 }
 
-// appendBase64 writes the standard, padded base64 form of src to sb in chunks through a stack buffer.
-func appendBase64(sb *strings.Builder, src []byte) {
-	var buf [256]byte // encodes 192 input bytes, a multiple of 3, so chunks join without padding between them
-	const chunk = 192
-	for len(src) > 0 {
-		n := min(len(src), chunk)
-		base64.StdEncoding.Encode(buf[:], src[:n])
-		sb.Write(buf[:base64.StdEncoding.EncodedLen(n)])
-		src = src[n:]
-	}
+// target is where the requests for one topic go: the request-target of the request line and the Host header.
+type target struct {
+	// requestURI is the escaped path and query, as net/http's URL.RequestURI gives them.
+	requestURI string
+	host       string
 }
 
-// urlTemplate is the app URL split around "{topic}" once at start, with the parsed URL per topic cached.
+// urlTemplate is the app URL split around "{topic}" once at start, with the target per topic cached.
 type urlTemplate struct {
 	// parts is the raw URL split around "{topic}"; one part means there is no placeholder.
 	parts []string
-	fixed *url.URL
+	// host is the Host header, the same for every topic as the placeholder cannot be in the authority.
+	host  string
+	fixed *target
 	cache cacheMap
 	// cached counts the topics stored (racing first uses of one topic may count it twice).
 	cached atomic.Int64
 }
 
-// maxCachedTopics bounds the URL cache, far above any real number of source topics.
+// maxCachedTopics bounds the target cache, far above any real number of source topics.
 const maxCachedTopics = 4096
 
-// forTopic returns the parsed URL for topic, building and caching it on first use. The set of topics is the
+// forTopic returns the target for topic, building and caching it on first use. The set of topics is the
 // configured source topics, so the cache stays small.
-func (t *urlTemplate) forTopic(topic string) (*url.URL, error) {
+func (t *urlTemplate) forTopic(topic string) (*target, error) {
 	if t.fixed != nil {
 		return t.fixed, nil
 	}
-	if u, ok := t.cache.Load(topic); ok {
-		return u, nil
+	if tg, ok := t.cache.Load(topic); ok {
+		return tg, nil
 	}
 	u, err := url.Parse(strings.Join(t.parts, url.PathEscape(topic)))
 	if err != nil {
 		return nil, err
 	}
+	tg := &target{requestURI: u.RequestURI(), host: t.host}
 	// Bounded all the same, so that a stream of unexpected topic names cannot grow it without end.
 	if t.cached.Add(1) <= maxCachedTopics {
-		t.cache.Store(topic, u)
+		t.cache.Store(topic, tg)
 	}
-	return u, nil
+	return tg, nil
 }
 
-// cacheMap is a typed sync.Map from topic to its parsed URL: read on every request, written once per topic.
+// cacheMap is a typed sync.Map from topic to its target: read on every request, written once per topic.
 type cacheMap struct{ m sync.Map }
 
-// Load returns the URL cached for topic.
-func (c *cacheMap) Load(topic string) (*url.URL, bool) {
+// Load returns the target cached for topic.
+func (c *cacheMap) Load(topic string) (*target, bool) {
 	v, ok := c.m.Load(topic)
 	if !ok {
 		return nil, false
 	}
-	return v.(*url.URL), true
+	return v.(*target), true
 }
 
-// Store caches u for topic.
-func (c *cacheMap) Store(topic string, u *url.URL) { c.m.Store(topic, u) }
+// Store caches tg for topic.
+func (c *cacheMap) Store(topic string, tg *target) { c.m.Store(topic, tg) }
