@@ -31,6 +31,29 @@ type ProcessorFunc func(ctx context.Context, rec *kgo.Record) error
 // Process calls f.
 func (f ProcessorFunc) Process(ctx context.Context, rec *kgo.Record) error { return f(ctx, rec) }
 
+// Job is one record handed to a BatchProcessor, with the context of its partition's lane: it ends when the
+// partition is revoked (after the revoke timeout) or lost, or when the sidecar gives up draining.
+type Job struct {
+	Ctx context.Context
+	Rec *kgo.Record
+}
+
+// Report tells the consumer how jobs of a batch ended: err has the meaning of Processor.Process's result, and
+// idx are indexes into the batch's jobs.
+type Report func(err error, idx ...int)
+
+// BatchProcessor finishes records many at a time, for a processor that does its work for a batch at once
+// (one request to the app, one round trip to the dedup store).
+//
+// ProcessBatch is called from several goroutines at once, with batches the ordering mode allows in flight
+// together. It must call report exactly once for every job, for one job or many per call, from any goroutine,
+// also after it returned: a job that needs more time than its batch (a retry with backoff, say) may finish on
+// a goroutine of its own. The consumer takes the next batch once ProcessBatch returns; the jobs still out keep
+// their places under the in-flight cap.
+type BatchProcessor interface {
+	ProcessBatch(jobs []Job, report Report)
+}
+
 // Options configures a Consumer.
 type Options struct {
 	// ClientOpts are the connection options (seeds, TLS, SASL) shared with the sidecar's other clients.
@@ -49,6 +72,11 @@ type Options struct {
 	Ordering Ordering
 	// MaxInFlight bounds the records being processed at once.
 	MaxInFlight int
+	// Batch, when set, processes records in batches of up to BatchMaxRecords instead of one by one with the
+	// Processor; a batch waits up to BatchMaxWait to fill.
+	Batch           BatchProcessor
+	BatchMaxRecords int
+	BatchMaxWait    time.Duration
 	// MaxBufferedRecords and MaxBufferedBytes bound the records fetched and not done; polling waits above them.
 	MaxBufferedRecords int
 	MaxBufferedBytes   int64
@@ -84,6 +112,9 @@ type Consumer struct {
 	commitMu sync.Mutex
 	joined   atomic.Bool
 
+	// pending counts jobs handed to the BatchProcessor and not yet reported.
+	pending sync.WaitGroup
+
 	failMu     sync.Mutex
 	failErr    error
 	cancelPoll context.CancelFunc
@@ -109,6 +140,9 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = time.Second
 	}
+	if opts.BatchMaxRecords <= 0 {
+		opts.BatchMaxRecords = 1
+	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -117,6 +151,9 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 		proc:  proc,
 		log:   opts.Logger,
 		sched: newScheduler(opts.Ordering, opts.MaxBufferedRecords, opts.MaxBufferedBytes, opts.NotBefore),
+	}
+	if opts.Batch != nil {
+		c.sched.maxInFlight = opts.MaxInFlight
 	}
 	c.workCtx, c.workCancel = context.WithCancel(context.Background())
 
@@ -195,11 +232,16 @@ func (c *Consumer) failure() error {
 // is done, and leaves the group. It returns nil after a clean shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
-	for range c.opts.MaxInFlight {
+	work, n := c.work, c.opts.MaxInFlight
+	if c.opts.Batch != nil {
+		// Enough batch workers to keep the in-flight cap busy with full batches.
+		work, n = c.workBatches, (c.opts.MaxInFlight+c.opts.BatchMaxRecords-1)/c.opts.BatchMaxRecords
+	}
+	for range n {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			c.work()
+			work()
 		}()
 	}
 	var loops sync.WaitGroup
@@ -224,7 +266,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// Drain: no new records start; in-flight ones get the shutdown timeout.
 	c.sched.stop()
 	drained := make(chan struct{})
-	go func() { workers.Wait(); close(drained) }()
+	go func() { workers.Wait(); c.pending.Wait(); close(drained) }()
 	timeout := c.opts.ShutdownTimeout
 	if runErr != nil {
 		timeout = min(timeout, 5*time.Second)
@@ -300,12 +342,68 @@ func (c *Consumer) work() {
 		case it.lane.ctx.Err() != nil:
 			c.sched.finish(it, false)
 		default:
-			// A processor gave up while its partition lives on: offer the record again, never skip it.
-			c.log.Error("processing failed; will retry the record",
-				zap.String("topic", it.rec.Topic), zap.Int32("partition", it.rec.Partition),
-				zap.Int64("offset", it.rec.Offset), zap.Error(err))
-			c.sched.retryLater(it, time.Second)
+			c.retryLater(it, err)
 		}
+	}
+}
+
+// retryLater offers again, after a pause, a record whose processor gave up while its partition lives on: a
+// record is never skipped.
+func (c *Consumer) retryLater(it *item, err error) {
+	c.log.Error("processing failed; will retry the record",
+		zap.String("topic", it.rec.Topic), zap.Int32("partition", it.rec.Partition),
+		zap.Int64("offset", it.rec.Offset), zap.Error(err))
+	c.sched.retryLater(it, time.Second)
+}
+
+// workBatches hands batches to the BatchProcessor until the scheduler stops.
+func (c *Consumer) workBatches() {
+	for {
+		items, ok := c.sched.nextBatch(c.opts.BatchMaxRecords, c.opts.BatchMaxWait)
+		if !ok {
+			return
+		}
+		jobs := make([]Job, len(items))
+		for i, it := range items {
+			jobs[i] = Job{Ctx: it.lane.ctx, Rec: it.rec}
+		}
+		c.pending.Add(len(items))
+		c.opts.Batch.ProcessBatch(jobs, c.reporter(items))
+	}
+}
+
+// reporter returns the Report for a batch of items: it finishes them as the processor reports, and ignores
+// (with an error log) a second report of the same job, which would otherwise corrupt the offset tracking.
+func (c *Consumer) reporter(items []*item) Report {
+	var mu sync.Mutex
+	reported := make([]bool, len(items))
+	return func(err error, idx ...int) {
+		mu.Lock()
+		fresh := make([]*item, 0, len(idx))
+		for _, i := range idx {
+			if i < 0 || i >= len(items) || reported[i] {
+				c.log.Error("batch processor reported a job twice or out of range; ignored", zap.Int("job", i))
+				continue
+			}
+			reported[i] = true
+			fresh = append(fresh, items[i])
+		}
+		mu.Unlock()
+		switch {
+		case err == nil:
+			c.sched.finishMany(fresh, true)
+		default:
+			var undone []*item
+			for _, it := range fresh {
+				if it.lane.ctx.Err() != nil {
+					undone = append(undone, it)
+				} else {
+					c.retryLater(it, err)
+				}
+			}
+			c.sched.finishMany(undone, false)
+		}
+		c.pending.Add(-len(fresh))
 	}
 }
 

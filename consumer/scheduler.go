@@ -93,10 +93,12 @@ type scheduler struct {
 
 	maxRecords int
 	maxBytes   int64
-	buffered   int
-	bytes      int64
-	inFlight   int
-	stopped    bool
+	// maxInFlight caps the records in flight for nextBatch (0: no cap; next relies on its worker count).
+	maxInFlight int
+	buffered    int
+	bytes       int64
+	inFlight    int
+	stopped     bool
 	// idle counts workers waiting in next, so a wake-up signals as many as have work and no more: a
 	// broadcast to hundreds of idle workers for one record would cost more than delivering it.
 	idle int
@@ -263,18 +265,78 @@ func (s *scheduler) next(ctx context.Context) (*item, bool) {
 		if s.stopped || ctx.Err() != nil {
 			return nil, false
 		}
-		for {
-			it, ok := s.ready.pop()
-			if !ok {
-				break
-			}
-			if it.lane.revoked {
-				continue
-			}
-			it.lane.inFlight++
-			it.lane.inFlightBytes += it.size
-			s.inFlight++
+		if it, ok := s.takeOne(); ok {
 			return it, true
+		}
+		s.idle++
+		s.work.Wait()
+		s.idle--
+	}
+}
+
+// takeOne pops the next ready item of a live lane and counts it as in flight. Caller holds mu.
+func (s *scheduler) takeOne() (*item, bool) {
+	for {
+		it, ok := s.ready.pop()
+		if !ok {
+			return nil, false
+		}
+		if it.lane.revoked {
+			continue
+		}
+		it.lane.inFlight++
+		it.lane.inFlightBytes += it.size
+		s.inFlight++
+		return it, true
+	}
+}
+
+// nextBatch blocks until records may start and the in-flight cap leaves room, then returns up to max of them,
+// counted as in flight; ok is false when the scheduler stopped. While fewer than max are ready (and the cap
+// leaves room for more), it waits up to linger from the first ready record for the batch to fill. Ready
+// records stay in the queue while it waits, so another worker may take them first.
+func (s *scheduler) nextBatch(max int, linger time.Duration) ([]*item, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var deadline time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if s.stopped {
+			return nil, false
+		}
+		room := max
+		if s.maxInFlight > 0 {
+			room = min(room, s.maxInFlight-s.inFlight)
+		}
+		if ready := s.ready.len(); room > 0 && ready > 0 {
+			lingered := !deadline.IsZero() && !time.Now().Before(deadline)
+			if ready >= room || linger <= 0 || lingered {
+				batch := make([]*item, 0, min(room, ready))
+				for len(batch) < room {
+					it, ok := s.takeOne()
+					if !ok {
+						break
+					}
+					batch = append(batch, it)
+				}
+				if len(batch) > 0 {
+					return batch, true
+				}
+				continue // every ready record belonged to a revoked lane
+			}
+			if deadline.IsZero() {
+				deadline = time.Now().Add(linger)
+				timer = time.AfterFunc(linger, func() {
+					s.mu.Lock()
+					s.work.Broadcast()
+					s.mu.Unlock()
+				})
+			}
 		}
 		s.idle++
 		s.work.Wait()
@@ -287,6 +349,28 @@ func (s *scheduler) next(ctx context.Context) (*item, bool) {
 func (s *scheduler) finish(it *item, done bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.signalWork(s.finishLocked(it, done, s.now()))
+	s.space.Broadcast()
+}
+
+// finishMany is finish for many items under one lock.
+func (s *scheduler) finishMany(items []*item, done bool) {
+	if len(items) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, woke := s.now(), 0
+	for _, it := range items {
+		woke += s.finishLocked(it, done, now)
+	}
+	s.signalWork(woke)
+	s.space.Broadcast()
+}
+
+// finishLocked ends its time in flight and returns how many items became ready: the next of its key, and
+// under an in-flight cap one more for the room it left. Caller holds mu and signals the workers.
+func (s *scheduler) finishLocked(it *item, done bool, now time.Time) int {
 	l := it.lane
 	s.leaveFlight(it)
 	s.unbuffer(it)
@@ -294,6 +378,9 @@ func (s *scheduler) finish(it *item, done bool) {
 		l.tracker.markDone(it.entry)
 	}
 	woke := 0
+	if s.maxInFlight > 0 && s.ready.len() > 0 {
+		woke++
+	}
 	if it.hasKey && !l.revoked {
 		q := l.keyed[it.orderKey]
 		q[0] = nil
@@ -302,11 +389,10 @@ func (s *scheduler) finish(it *item, done bool) {
 			delete(l.keyed, it.orderKey)
 		} else {
 			l.keyed[it.orderKey] = q
-			woke += s.release(q[0], s.now())
+			woke += s.release(q[0], now)
 		}
 	}
-	s.signalWork(woke)
-	s.space.Broadcast()
+	return woke
 }
 
 // leaveFlight takes it out of the in-flight counts and wakes a revoke waiting for its lane to drain.
@@ -548,6 +634,9 @@ type readyQueue struct {
 }
 
 func (q *readyQueue) push(it *item) { q.items = append(q.items, it) }
+
+// len counts the queued items, including any of revoked lanes that pop will skip.
+func (q *readyQueue) len() int { return len(q.items) - q.head }
 
 func (q *readyQueue) pop() (*item, bool) {
 	if q.head == len(q.items) {

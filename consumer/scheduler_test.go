@@ -77,22 +77,28 @@ func runScheduler(t *testing.T, s *scheduler, total, workers int, seed uint64) (
 	return starts, violations
 }
 
+// addRandomlyKeyed assigns partitions 0-2 of topic t to s and adds 200 records to each, nine in ten with one
+// of 12 keys; it returns the number added.
+func addRandomlyKeyed(s *scheduler, rng *rand.Rand) int {
+	s.assign(context.Background(), map[string][]int32{"t": {0, 1, 2}})
+	total := 0
+	for p := range int32(3) {
+		keys := make([]string, 200)
+		for i := range keys {
+			if rng.IntN(10) > 0 {
+				keys[i] = fmt.Sprintf("k%d", rng.IntN(12))
+			}
+		}
+		s.add("t", p, records("t", p, 0, keys), -1)
+		total += len(keys)
+	}
+	return total
+}
+
 func TestKeyOrderingProperty(t *testing.T) {
 	for seed := range uint64(30) {
-		rng := rand.New(rand.NewPCG(seed, 99))
 		s := newScheduler(ByKey, 1<<20, 1<<30, nil)
-		s.assign(context.Background(), map[string][]int32{"t": {0, 1, 2}})
-		total := 0
-		for p := range int32(3) {
-			keys := make([]string, 200)
-			for i := range keys {
-				if rng.IntN(10) > 0 {
-					keys[i] = fmt.Sprintf("k%d", rng.IntN(12))
-				}
-			}
-			s.add("t", p, records("t", p, 0, keys), -1)
-			total += len(keys)
-		}
+		total := addRandomlyKeyed(s, rand.New(rand.NewPCG(seed, 99)))
 		starts, violations := runScheduler(t, s, total, 8, seed)
 		if len(violations) > 0 {
 			t.Fatalf("seed %d: %v", seed, violations[0])
@@ -247,5 +253,181 @@ func BenchmarkDetach(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		detach(&d, r)
+	}
+}
+
+// TestKeyOrderingPropertyInBatches is TestKeyOrderingProperty for batch takes: batch workers take up to 16
+// records at once under an in-flight cap of 40 and finish them in random order after random delays. No key
+// is ever in flight twice, same-key records start in offset order, the cap holds, and every offset is done.
+func TestKeyOrderingPropertyInBatches(t *testing.T) {
+	const maxInFlight = 40
+	for seed := range uint64(30) {
+		s := newScheduler(ByKey, 1<<20, 1<<30, nil)
+		s.maxInFlight = maxInFlight
+		total := addRandomlyKeyed(s, rand.New(rand.NewPCG(seed, 7)))
+
+		var mu sync.Mutex
+		inFlight, peak, started := map[string]int{}, 0, 0
+		last := map[string]int64{}
+		var problems []string
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				wrng := rand.New(rand.NewPCG(seed, uint64(w)))
+				for {
+					batch, ok := s.nextBatch(16, 0)
+					if !ok {
+						return
+					}
+					mu.Lock()
+					for _, it := range batch {
+						started++
+						k := fmt.Sprintf("%d/%s", it.rec.Partition, it.rec.Key)
+						if it.hasKey {
+							if inFlight[k]++; inFlight[k] > 1 {
+								problems = append(problems, "two in flight for key "+k)
+							}
+							if prev, seen := last[k]; seen && it.rec.Offset < prev {
+								problems = append(problems, fmt.Sprintf("key %s started offset %d after %d", k, it.rec.Offset, prev))
+							}
+							last[k] = it.rec.Offset
+						}
+					}
+					s.mu.Lock()
+					peak = max(peak, s.inFlight)
+					s.mu.Unlock()
+					mu.Unlock()
+					wrng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+					for len(batch) > 0 {
+						n := 1 + wrng.IntN(len(batch))
+						if d := wrng.IntN(3); d > 0 {
+							time.Sleep(time.Duration(d) * 50 * time.Microsecond) // random app latency, not synchronisation
+						}
+						mu.Lock()
+						for _, it := range batch[:n] {
+							if it.hasKey {
+								inFlight[fmt.Sprintf("%d/%s", it.rec.Partition, it.rec.Key)]--
+							}
+						}
+						done := started == total
+						mu.Unlock()
+						s.finishMany(batch[:n], true)
+						batch = batch[n:]
+						if done && len(batch) == 0 {
+							s.stop()
+						}
+					}
+				}
+			}()
+		}
+		waitGroupWithin(t, &wg, 20*time.Second, func() string { return fmt.Sprintf("seed %d: %d of %d started", seed, started, total) })
+		if len(problems) > 0 {
+			t.Fatalf("seed %d: %s", seed, problems[0])
+		}
+		if peak > maxInFlight {
+			t.Fatalf("seed %d: %d records in flight, over the cap of %d", seed, peak, maxInFlight)
+		}
+		for _, l := range s.lanes {
+			if pos, _, _ := l.tracker.position(); pos != 200 {
+				t.Fatalf("seed %d: partition %d position %d, want 200", seed, l.tp.partition, pos)
+			}
+		}
+	}
+}
+
+// waitGroupWithin waits for wg, failing with what() when it takes longer than d.
+func waitGroupWithin(t *testing.T, wg *sync.WaitGroup, d time.Duration, what func() string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("stalled after %v: %s", d, what())
+	}
+}
+
+// TestNextBatchLingersForAFullBatch checks the batch wait: a lone ready record waits up to the linger for
+// company, a full batch leaves at once, and records arriving during the wait join it.
+func TestNextBatchLingersForAFullBatch(t *testing.T) {
+	s := newScheduler(Unordered, 1<<20, 1<<30, nil)
+	s.assign(context.Background(), map[string][]int32{"t": {0}})
+
+	s.add("t", 0, records("t", 0, 0, []string{"a", "b", "c"}), -1)
+	full, ok := s.nextBatch(3, time.Hour)
+	if !ok || len(full) != 3 {
+		t.Fatalf("a full batch: %d records, ok %v; want 3 at once although the linger is an hour", len(full), ok)
+	}
+	s.finishMany(full, true)
+
+	const linger = 300 * time.Millisecond
+	s.add("t", 0, records("t", 0, 3, []string{"d"}), -1)
+	start := time.Now()
+	got := make(chan []*item, 1)
+	go func() {
+		b, _ := s.nextBatch(3, linger)
+		got <- b
+	}()
+	// A record arriving while the batch waits joins it. The worker counts as idle while it waits.
+	waitIdle(t, s, 1)
+	s.add("t", 0, records("t", 0, 4, []string{"e"}), -1)
+	select {
+	case b := <-got:
+		if elapsed := time.Since(start); elapsed < linger {
+			t.Fatalf("a batch of %d left after %v, before the linger of %v", len(b), elapsed, linger)
+		}
+		if len(b) != 2 {
+			t.Fatalf("batch of %d records, want 2 (the waiting one and the one that arrived)", len(b))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone record waited more than 10s with a linger of 300ms")
+	}
+}
+
+// TestNextBatchHonoursInFlightCap checks that batch takes stop at the cap and resume when records finish.
+func TestNextBatchHonoursInFlightCap(t *testing.T) {
+	s := newScheduler(Unordered, 1<<20, 1<<30, nil)
+	s.maxInFlight = 5
+	s.assign(context.Background(), map[string][]int32{"t": {0}})
+	s.add("t", 0, records("t", 0, 0, make([]string, 12)), -1)
+	first, _ := s.nextBatch(4, 0)
+	second, _ := s.nextBatch(4, 0)
+	if len(first) != 4 || len(second) != 1 {
+		t.Fatalf("took %d then %d records, want 4 then 1 under a cap of 5", len(first), len(second))
+	}
+	got := make(chan []*item, 1)
+	go func() {
+		b, _ := s.nextBatch(4, 0)
+		got <- b
+	}()
+	waitIdle(t, s, 1)
+	s.finishMany(first[:3], true)
+	select {
+	case b := <-got:
+		if len(b) != 3 {
+			t.Fatalf("after 3 records finished, took %d, want 3", len(b))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a batch worker at the cap was not woken when records finished")
+	}
+}
+
+// waitIdle waits until n workers wait in the scheduler.
+func waitIdle(t *testing.T, s *scheduler, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		idle := s.idle
+		s.mu.Unlock()
+		if idle >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers waiting after 10s, want %d", idle, n)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a bounded wait
 	}
 }
