@@ -83,7 +83,7 @@ func New(stats func() []consumer.PartitionStats, inFlight func() int, isRetryTop
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kafka_sidecar_delivery_duration_seconds",
-			Help:    "Time the app took to answer one delivery.",
+			Help:    "Time the app took to answer one delivery (one request; in batch mode, one batch).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"result"}),
 		retriesPerTier: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -154,6 +154,26 @@ func (m *Metrics) Record(topic, outcome string) {
 	if i, ok := outcomeIndex[outcome]; ok {
 		m.totals[i].Add(1)
 	}
+}
+
+// Records counts n finished records of one topic and outcome.
+func (m *Metrics) Records(topic, outcome string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.records.WithLabelValues(topic, outcome).Add(float64(n))
+	if i, ok := outcomeIndex[outcome]; ok {
+		m.totals[i].Add(int64(n))
+	}
+}
+
+// Deliveries observes one answer from the app that classified n records alike: a batch request.
+func (m *Metrics) Deliveries(result string, took time.Duration, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.deliveries.WithLabelValues(result).Add(float64(n))
+	m.duration.WithLabelValues(result).Observe(took.Seconds())
 }
 
 // Delivery observes one answer from the app.

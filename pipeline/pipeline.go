@@ -18,11 +18,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// Deduper is the per-record view of the dedup store (dedup.Coalescer batches these calls).
+// Deduper is the pipeline's view of the dedup store: per-record calls, which dedup.Coalescer gathers into
+// round trips shared by many records, and calls for a batch of records at once.
 type Deduper interface {
 	Claim(ctx context.Context, id string) (dedup.Status, error)
 	Complete(ctx context.Context, id string) error
 	Release(ctx context.Context, id string) error
+	ClaimMany(ctx context.Context, ids []string) ([]dedup.Status, error)
+	CompleteMany(ctx context.Context, ids []string) error
 }
 
 // Sender writes a copy to a retry or dead-letter topic and returns nil only after the broker acknowledged it
@@ -50,6 +53,9 @@ type Options struct {
 	// RetryTopic names tier n of a source topic; DeadLetterTopic names a source topic's dead-letter topic.
 	RetryTopic      func(source string, tier int) string
 	DeadLetterTopic func(source string) string
+	// Batch, when set, is the deliverer ProcessBatch sends whole batches to (the Deliverer given to New then
+	// serves the records a batch leaves to finish alone, such as retries).
+	Batch handler.BatchDeliverer
 	// MaxRecordBytes sends larger records to the dead-letter topic without delivering them (0: no limit).
 	MaxRecordBytes int64
 	// AppBackoffMax caps the pause while the app is unavailable; DedupBackoffMax the one while the store is.
@@ -79,6 +85,8 @@ type Pipeline struct {
 	now          func() time.Time
 	rnd          func() float64
 
+	// local holds the message IDs being processed in this sidecar. The channel, closed when the ID leaves, is
+	// made only once a second record with the ID waits for it: the common case costs no allocation.
 	localMu sync.Mutex
 	local   map[string]chan struct{}
 }
@@ -191,30 +199,53 @@ func (p *Pipeline) fields(m *message) []zap.Field {
 // Process finishes one record; see consumer.Processor. It returns nil only when the record is done.
 func (p *Pipeline) Process(ctx context.Context, rec *kgo.Record) error {
 	m := p.decode(rec)
-	release, err := p.enterLocal(ctx, m.id)
-	if err != nil {
+	if err := p.enterLocal(ctx, m.id); err != nil {
 		return err
 	}
-	defer release()
+	defer p.leaveLocal(m.id)
+	return p.claimAndDeliver(ctx, &m)
+}
 
-	status, err := p.claim(ctx, &m)
+// claimAndDeliver finishes a record whose ID this goroutine holds locally: claim, then deliver.
+func (p *Pipeline) claimAndDeliver(ctx context.Context, m *message) error {
+	status, err := p.claim(ctx, m)
 	if err != nil {
 		return err
 	}
 	if status == dedup.Done {
-		p.m.DedupHit()
-		p.m.Record(m.source, metrics.OutcomeDuplicate)
-		p.log.Debug("duplicate suppressed", p.fields(&m)...)
+		p.duplicate(m)
 		return nil
 	}
-	// From here this sidecar holds the lease; every path ends in Complete, Release or a parked copy.
-	if limit := p.opts.MaxRecordBytes; limit > 0 {
-		if size := recordBytes(rec); size > limit {
-			reason := fmt.Sprintf("record of %d bytes exceeds SIDECAR_MAX_RECORD_BYTES (%d)", size, limit)
-			return p.park(ctx, &m, retry.Decision{Action: retry.DeadLetter, Tier: m.tier}, handler.Result{Outcome: handler.Permanent, Reason: reason})
-		}
+	return p.deliverClaimed(ctx, m, nil)
+}
+
+// duplicate counts a record skipped because its ID is done.
+func (p *Pipeline) duplicate(m *message) {
+	p.m.DedupHit()
+	p.m.Record(m.source, metrics.OutcomeDuplicate)
+	p.log.Debug("duplicate suppressed", p.fields(m)...)
+}
+
+// deliverClaimed finishes a record whose lease this sidecar holds; every path ends in Complete, Release or a
+// parked copy. first, when set, is the answer to a delivery already made (by a batch).
+func (p *Pipeline) deliverClaimed(ctx context.Context, m *message, first *handler.Result) error {
+	if reason, over := p.oversize(m.rec); over {
+		return p.park(ctx, m, retry.Decision{Action: retry.DeadLetter, Tier: m.tier}, handler.Result{Outcome: handler.Permanent, Reason: reason})
 	}
-	return p.deliverLoop(ctx, &m)
+	return p.deliverLoop(ctx, m, first)
+}
+
+// oversize tells whether rec exceeds SIDECAR_MAX_RECORD_BYTES, and why.
+func (p *Pipeline) oversize(rec *kgo.Record) (string, bool) {
+	limit := p.opts.MaxRecordBytes
+	if limit <= 0 {
+		return "", false
+	}
+	size := recordBytes(rec)
+	if size <= limit {
+		return "", false
+	}
+	return fmt.Sprintf("record of %d bytes exceeds SIDECAR_MAX_RECORD_BYTES (%d)", size, limit), true
 }
 
 // claim takes the lease on m's ID, waiting out store outages and other owners' leases.
@@ -256,9 +287,9 @@ func (p *Pipeline) storeFailed(err error, m *message) {
 	p.log.Warn("dedup store unavailable; pausing delivery", append(p.fields(m), zap.Duration("pause", d), zap.Error(err))...)
 }
 
-func (p *Pipeline) deliverLoop(ctx context.Context, m *message) error {
-	attemptsOnTier := 0
-	d := &handler.Delivery{
+// delivery is the request the app gets for m (its Attempt set before each send).
+func (m *message) delivery() handler.Delivery {
+	d := handler.Delivery{
 		ID:        m.id,
 		Topic:     m.prov.OriginalTopic,
 		Partition: m.prov.OriginalPartition,
@@ -267,22 +298,36 @@ func (p *Pipeline) deliverLoop(ctx context.Context, m *message) error {
 		Key:       m.rec.Key,
 		Value:     m.rec.Value,
 		Headers:   m.rec.Headers,
+		Attempt:   m.prov.Attempts + 1,
 	}
 	if m.provenanced {
 		d.Headers = retry.Strip(m.rec.Headers)
 	}
+	return d
+}
+
+// deliverLoop delivers m until it is done. first, when set, is the answer to the first attempt, already made
+// (and counted in the metrics) by a batch.
+func (p *Pipeline) deliverLoop(ctx context.Context, m *message, first *handler.Result) error {
+	attemptsOnTier := 0
+	d := m.delivery()
 	for {
-		if err := p.gate.Wait(ctx); err != nil {
-			p.release(m)
-			return err
+		var res handler.Result
+		if first != nil {
+			res, first = *first, nil
+		} else {
+			if err := p.gate.Wait(ctx); err != nil {
+				p.release(m)
+				return err
+			}
+			d.Attempt = m.prov.Attempts + 1
+			res = p.deliver.Deliver(ctx, &d)
+			if ctx.Err() != nil {
+				p.release(m)
+				return ctx.Err()
+			}
+			p.m.Delivery(res.Outcome.String(), res.Elapsed)
 		}
-		d.Attempt = m.prov.Attempts + 1
-		res := p.deliver.Deliver(ctx, d)
-		if ctx.Err() != nil {
-			p.release(m)
-			return ctx.Err()
-		}
-		p.m.Delivery(res.Outcome.String(), res.Elapsed)
 		switch res.Outcome {
 		case handler.Success:
 			p.appBackoff.reset()
@@ -390,28 +435,49 @@ func (p *Pipeline) release(m *message) {
 }
 
 // enterLocal serialises records with the same message ID inside this sidecar (the store's lease names the
-// sidecar, so it cannot tell two of its own workers apart).
-func (p *Pipeline) enterLocal(ctx context.Context, id string) (func(), error) {
+// sidecar, so it cannot tell two of its own workers apart): it waits while another record holds id. The
+// caller calls leaveLocal(id) when done.
+func (p *Pipeline) enterLocal(ctx context.Context, id string) error {
 	for {
 		p.localMu.Lock()
-		wait, busy := p.local[id]
+		gone, busy := p.local[id]
 		if !busy {
-			done := make(chan struct{})
-			p.local[id] = done
+			p.local[id] = nil
 			p.localMu.Unlock()
-			return func() {
-				p.localMu.Lock()
-				delete(p.local, id)
-				p.localMu.Unlock()
-				close(done)
-			}, nil
+			return nil
+		}
+		if gone == nil {
+			gone = make(chan struct{})
+			p.local[id] = gone
 		}
 		p.localMu.Unlock()
 		select {
-		case <-wait:
+		case <-gone:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
+	}
+}
+
+// tryEnterLocal is enterLocal without waiting: it reports false when another record holds id.
+func (p *Pipeline) tryEnterLocal(id string) bool {
+	p.localMu.Lock()
+	defer p.localMu.Unlock()
+	if _, busy := p.local[id]; busy {
+		return false
+	}
+	p.local[id] = nil
+	return true
+}
+
+// leaveLocal lets the next record with id in.
+func (p *Pipeline) leaveLocal(id string) {
+	p.localMu.Lock()
+	gone := p.local[id]
+	delete(p.local, id)
+	p.localMu.Unlock()
+	if gone != nil {
+		close(gone)
 	}
 }
 

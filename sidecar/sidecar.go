@@ -140,7 +140,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	s.gate = pipeline.NewGate(s.metrics.Paused)
 
 	var deliverer handler.Deliverer = s.http
+	var batchDeliverer handler.BatchDeliverer
 	if cfg.Delivery == config.DeliveryBatch {
+		// Batches go to the app whole; records that go on alone (retries) gather into batches of their own.
+		batchDeliverer = s.http
 		deliverer = pipeline.NewBatcher(s.http, cfg.BatchMaxRecords, cfg.BatchMaxWait)
 	}
 	sender := dlq.NewProducer(s.producer, log.Named("producer"))
@@ -156,6 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		RetryTopics:     retryTopics,
 		RetryTopic:      func(src string, tier int) string { return topics.RetryTopic(src, cfg.KafkaGroup, tier) },
 		DeadLetterTopic: func(src string) string { return topics.DeadLetterTopic(src, cfg.KafkaGroup, cfg.DLQTopic) },
+		Batch:           batchDeliverer,
 		MaxRecordBytes:  cfg.MaxRecordBytes,
 		AppBackoffMax:   cfg.AppBackoffMax,
 		IsAuthError:     dedup.IsAuthError,
@@ -165,6 +169,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	})
 
 	ordering, _ := consumer.ParseOrdering(cfg.Ordering)
+	var batchProc consumer.BatchProcessor
+	if batchDeliverer != nil {
+		batchProc = s.pipe
+	}
 	cons, err = consumer.New(s.pipe, consumer.Options{
 		ClientOpts:         kopts,
 		Topics:             consumeTopics,
@@ -174,6 +182,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		StartAtEnd:         cfg.KafkaStartOffset == "latest",
 		Ordering:           ordering,
 		MaxInFlight:        cfg.MaxInFlight,
+		Batch:              batchProc,
+		BatchMaxRecords:    cfg.BatchMaxRecords,
+		BatchMaxWait:       cfg.BatchMaxWait,
 		MaxBufferedRecords: cfg.MaxBufferedRecords,
 		MaxBufferedBytes:   cfg.MaxBufferedBytes,
 		CommitInterval:     cfg.CommitInterval,

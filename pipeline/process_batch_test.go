@@ -1,0 +1,272 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kafka-sidecar/kafka-sidecar/consumer"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// batchApp answers batches record by record from a scriptedApp and remembers the size of every batch.
+type batchApp struct {
+	*scriptedApp
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (a *batchApp) DeliverBatch(ctx context.Context, ds []*handler.Delivery) []handler.Result {
+	a.mu.Lock()
+	a.sizes = append(a.sizes, len(ds))
+	a.mu.Unlock()
+	out := make([]handler.Result, len(ds))
+	for i, d := range ds {
+		out[i] = a.Deliver(ctx, d)
+	}
+	return out
+}
+
+func (a *batchApp) batchSizes() []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]int(nil), a.sizes...)
+}
+
+// reports collects what ProcessBatch reports, failing the test on a job reported twice.
+type reports struct {
+	t    *testing.T
+	mu   sync.Mutex
+	errs map[int]error
+	all  chan struct{}
+	want int
+}
+
+func newReports(t *testing.T, jobs int) *reports {
+	return &reports{t: t, errs: map[int]error{}, all: make(chan struct{}), want: jobs}
+}
+
+func (r *reports) report(err error, idx ...int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, i := range idx {
+		if _, dup := r.errs[i]; dup {
+			r.t.Errorf("job %d reported twice", i)
+		}
+		r.errs[i] = err
+	}
+	if len(r.errs) == r.want {
+		close(r.all)
+	}
+}
+
+// wait returns every job's error once all are reported, failing after 10s.
+func (r *reports) wait() map[int]error {
+	r.t.Helper()
+	select {
+	case <-r.all:
+	case <-time.After(10 * time.Second):
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.t.Fatalf("%d of %d jobs reported within 10s", len(r.errs), r.want)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[int]error, len(r.errs))
+	for k, v := range r.errs {
+		out[k] = v
+	}
+	return out
+}
+
+func jobsOf(ctx context.Context, recs ...*kgo.Record) []consumer.Job {
+	jobs := make([]consumer.Job, len(recs))
+	for i, r := range recs {
+		jobs[i] = consumer.Job{Ctx: ctx, Rec: r}
+	}
+	return jobs
+}
+
+func newBatchPipeline(t *testing.T, app *batchApp, lot *parkingLot, opts Options) (*Pipeline, *dedup.Memory) {
+	t.Helper()
+	opts.Batch = app
+	return newTestPipeline(t, app.scriptedApp, lot, opts)
+}
+
+// TestProcessBatchRoutesEachRecord runs a batch holding every case a record can meet and checks that each
+// ends as Process would end it: one request carries the records that can go at once, and the rest finish alone.
+func TestProcessBatchRoutesEachRecord(t *testing.T) {
+	app := &batchApp{scriptedApp: &scriptedApp{
+		script: map[string][]handler.Result{
+			"flaky":   {fail500, ok},
+			"refused": {fail400},
+			"broken":  {fail500},
+			"busy":    {busy503, ok},
+		},
+		calls:   map[string][]*handler.Delivery{},
+		unknown: ok,
+	}}
+	lot := &parkingLot{}
+	opts := testOpts(t)
+	opts.MaxRecordBytes = 64
+	p, store := newBatchPipeline(t, app, lot, opts)
+	ctx := context.Background()
+	if err := store.Complete(ctx, []string{"seen"}); err != nil {
+		t.Fatal(err)
+	}
+	big := sourceRecord("big", 9)
+	big.Value = []byte(strings.Repeat("x", 100))
+	recs := []*kgo.Record{
+		sourceRecord("fine", 1), sourceRecord("flaky", 2), sourceRecord("refused", 3), sourceRecord("broken", 4),
+		sourceRecord("busy", 5), sourceRecord("seen", 6), sourceRecord("twice", 7), sourceRecord("twice", 8), big,
+	}
+	r := newReports(t, len(recs))
+	p.ProcessBatch(jobsOf(ctx, recs...), r.report)
+	for i, err := range r.wait() {
+		if err != nil {
+			t.Errorf("job %d (%s) reported %v, want done", i, recs[i].Headers[0].Value, err)
+		}
+	}
+
+	// Not in the request: the duplicate, the second record with an ID held by the first, the oversized record.
+	// Retries go through the per-record deliverer, not the batch one.
+	if sizes := app.batchSizes(); fmt.Sprint(sizes) != "[6]" {
+		t.Fatalf("batch sizes %v, want one request with the 6 records that could go at once", sizes)
+	}
+	for id, want := range map[string][]int{
+		"fine": {1}, "flaky": {1, 2}, "refused": {1}, "broken": {1, 2}, "busy": {1, 1}, "seen": nil, "twice": {1},
+		"big": nil,
+	} {
+		if got := app.attempts(id); !equalInts(got, want) {
+			t.Errorf("%s: attempts %v, want %v", id, got, want)
+		}
+	}
+	parked := map[string]string{}
+	for _, c := range lot.sent {
+		parked[header(c, "sidecar-id")] = c.Topic
+	}
+	want := map[string]string{"refused": "orders.g.dlq", "broken": "orders.g.retry.1", "big": "orders.g.dlq"}
+	if fmt.Sprint(parked) != fmt.Sprint(want) {
+		t.Fatalf("parked %v, want %v", parked, want)
+	}
+	st, err := store.Claim(ctx, []string{"fine", "flaky", "busy", "twice", "refused"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []dedup.Status{dedup.Done, dedup.Done, dedup.Done, dedup.Done, dedup.Claimed}; fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("store after the batch %v, want %v (delivered IDs done, a parked ID released)", st, want)
+	}
+}
+
+// TestProcessBatchWaitsOutUnavailableApp answers "unavailable" for the whole batch twice: the batch is sent
+// again after the pause, and no attempt is used.
+func TestProcessBatchWaitsOutUnavailableApp(t *testing.T) {
+	app := &batchApp{scriptedApp: &scriptedApp{
+		script: map[string][]handler.Result{"a": {busy503, busy503, ok}, "b": {busy503, busy503, ok}},
+		calls:  map[string][]*handler.Delivery{},
+	}}
+	p, _ := newBatchPipeline(t, app, &parkingLot{}, testOpts(t))
+	r := newReports(t, 2)
+	p.ProcessBatch(jobsOf(context.Background(), sourceRecord("a", 1), sourceRecord("b", 2)), r.report)
+	for i, err := range r.wait() {
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	if sizes := app.batchSizes(); fmt.Sprint(sizes) != "[2 2 2]" {
+		t.Fatalf("batch sizes %v, want the whole batch sent three times", sizes)
+	}
+	if got := app.attempts("a"); !equalInts(got, []int{1, 1, 1}) {
+		t.Fatalf("attempts %v, want 1 each time (unavailable uses no attempt)", got)
+	}
+}
+
+// TestProcessBatchEndedJobContext ends one job's context before the batch starts: that record stops undone with
+// its lease released, and the others are delivered.
+func TestProcessBatchEndedJobContext(t *testing.T) {
+	app := &batchApp{scriptedApp: &scriptedApp{calls: map[string][]*handler.Delivery{}, unknown: ok}}
+	p, store := newBatchPipeline(t, app, &parkingLot{}, testOpts(t))
+	live := context.Background()
+	revoked, cancel := context.WithCancel(context.Background())
+	cancel()
+	jobs := []consumer.Job{
+		{Ctx: live, Rec: sourceRecord("kept", 1)},
+		{Ctx: revoked, Rec: sourceRecord("dropped", 2)},
+		{Ctx: live, Rec: sourceRecord("kept-too", 3)},
+	}
+	r := newReports(t, len(jobs))
+	p.ProcessBatch(jobs, r.report)
+	errs := r.wait()
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("live jobs reported %v and %v, want done", errs[0], errs[2])
+	}
+	if !errors.Is(errs[1], context.Canceled) {
+		t.Fatalf("the revoked job reported %v, want context.Canceled", errs[1])
+	}
+	other := store.Shared(dedup.MemoryOptions{Owner: "other"})
+	st, err := other.Claim(context.Background(), []string{"kept", "dropped", "kept-too"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []dedup.Status{dedup.Done, dedup.Claimed, dedup.Done}; fmt.Sprint(st) != fmt.Sprint(want) {
+		t.Fatalf("store seen by another member %v, want %v (the revoked record's lease released)", st, want)
+	}
+	if n := len(app.calls["dropped"]); n != 0 {
+		t.Fatalf("the revoked record reached the app %d times", n)
+	}
+}
+
+// flakyStore fails its first calls as an unreachable Redis would.
+type flakyStore struct {
+	dedup.Store
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyStore) Apply(ctx context.Context, ops dedup.Ops) ([]dedup.Status, error) {
+	f.mu.Lock()
+	fail := f.fails > 0
+	if fail {
+		f.fails--
+	}
+	f.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("applying: %w: connection refused", dedup.ErrUnavailable)
+	}
+	return f.Store.Apply(ctx, ops)
+}
+
+// TestProcessBatchStoreOutage fails the batch's claim: delivery pauses, nothing reaches the app undeduplicated,
+// and every record is delivered once the store answers again.
+func TestProcessBatchStoreOutage(t *testing.T) {
+	app := &batchApp{scriptedApp: &scriptedApp{calls: map[string][]*handler.Delivery{}, unknown: ok}}
+	store := &flakyStore{Store: dedup.NewMemory(dedup.MemoryOptions{Owner: "me", Lease: time.Minute, TTL: time.Hour}), fails: 1}
+	coal := dedup.NewCoalescer(store, 64)
+	t.Cleanup(coal.Close)
+	opts := testOpts(t)
+	opts.Batch = app
+	opts.DedupBackoffMax = time.Millisecond
+	gate := NewGate(nil)
+	p := New(coal, app.scriptedApp, &parkingLot{}, gate, opts)
+	r := newReports(t, 3)
+	p.ProcessBatch(jobsOf(context.Background(), sourceRecord("a", 1), sourceRecord("b", 2), sourceRecord("c", 3)), r.report)
+	for i, err := range r.wait() {
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if got := app.attempts(id); !equalInts(got, []int{1}) {
+			t.Errorf("%s: attempts %v, want one delivery", id, got)
+		}
+	}
+	if sizes := app.batchSizes(); len(sizes) != 0 {
+		t.Errorf("batch requests %v after the claim failed, want none: the records finish alone", sizes)
+	}
+}
