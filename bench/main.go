@@ -31,6 +31,9 @@ type options struct {
 	jsonPath      string
 	only          string
 	strict        bool
+	// profileDir, when set, receives a CPU profile of the child for each sidecar run.
+	profileDir     string
+	profileSeconds int
 }
 
 // Run names, also the values -only accepts.
@@ -62,6 +65,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&o.only, "only", "", "comma-separated runs to do (default all): "+strings.Join(allRuns, ","))
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of the sidecar for each sidecar run into this directory (the profile adds a little CPU of its own)")
+	fs.IntVar(&o.profileSeconds, "cpuprofile-seconds", 3, "length of each CPU profile, from the first delivery")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -75,6 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if v < 1 || v > 10_000_000 {
 			bad = append(bad, name+" must be between 1 and 10000000")
 		}
+	}
+	if o.profileSeconds < 1 || o.profileSeconds > 600 {
+		bad = append(bad, "-cpuprofile-seconds must be between 1 and 600")
 	}
 	if o.runTimeout <= 0 || o.timeout <= 0 {
 		bad = append(bad, "-run-timeout and -timeout must be positive")
@@ -137,6 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "bench: running %s\n", name)
 		var res result
+		prof := profileSpec{dir: o.profileDir, seconds: o.profileSeconds, run: name}
 		switch name {
 		case runBareName:
 			res, err = runBare(ctx, o.records, o.concurrency, o.runTimeout)
@@ -146,14 +155,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			res, err = runSidecar(ctx, o.binary, rs, mode{
 				name: "sidecar, per record, key order", records: o.records, keys: o.keys, tail: 1000, tailRate: 1000,
 				env: []string{"SIDECAR_ORDERING=key", "SIDECAR_MAX_IN_FLIGHT=" + strconv.Itoa(o.concurrency)},
-			}, o.runTimeout)
+			}, o.runTimeout, prof)
 			res.Note = fmt.Sprintf("instant app, redis dedup, max in-flight %d", o.concurrency)
 		case runBatchName:
 			res, err = runSidecar(ctx, o.binary, rs, mode{
 				name: "sidecar, batch of 100", records: o.batchRecords, keys: o.keys, batch: true, tail: 1000, tailRate: 1000,
 				env: []string{"SIDECAR_DELIVERY=batch", "SIDECAR_BATCH_MAX_RECORDS=100", "SIDECAR_MAX_IN_FLIGHT=1000",
 					"SIDECAR_ORDERING=key"},
-			}, o.runTimeout)
+			}, o.runTimeout, prof)
 			res.Note = "instant app, redis dedup, max in-flight 1000"
 		case runSlowPartition, runSlowKey:
 			ordering, n := "partition", o.slowPartition
@@ -164,7 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				name: "sidecar, app 20 ms, " + ordering + " order", records: n, keys: o.keys, latency: slow,
 				tail: 200, tailRate: 100,
 				env: []string{"SIDECAR_ORDERING=" + ordering, "SIDECAR_MAX_IN_FLIGHT=512"},
-			}, o.runTimeout)
+			}, o.runTimeout, prof)
 			res.Note = fmt.Sprintf("%d keys, max in-flight 512", o.keys)
 		}
 		if err != nil {

@@ -68,7 +68,7 @@ func (w *tailWriter) String() string {
 
 // runSidecar measures one mode: a fresh kfake with the backlog preloaded, a flushed Redis, a fresh app, and
 // the binary as a child process.
-func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, timeout time.Duration) (result, error) {
+func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, timeout time.Duration, prof profileSpec) (result, error) {
 	res := result{Name: m.name, Records: m.records}
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
@@ -94,6 +94,15 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 	logs := &tailWriter{max: 16 << 10}
 	cmd := exec.Command(binary)
 	cmd.Env = m.childEnv(cluster.ListenAddrs(), rs.url(), a.url())
+	if prof.enabled() {
+		addr, err := freeLoopbackAddr()
+		if err != nil {
+			return res, err
+		}
+		prof.adminAddr = addr
+		// os/exec keeps the last of duplicate variables, so these override the defaults above.
+		cmd.Env = append(cmd.Env, "SIDECAR_ADMIN_ADDR="+addr, "SIDECAR_PPROF=true")
+	}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("starting %s: %w", binary, err)
@@ -127,6 +136,7 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 		return fail(err)
 	}
 	start := time.Now()
+	profiled := prof.start(ctx)
 	a.open()
 	if err := a.waitRecords(int64(m.records), deadline, exited); err != nil {
 		return fail(err)
@@ -153,6 +163,9 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 		res.P99Ms = ptr(millis(percentile(lat, 0.99)))
 	}
 
+	if err := <-profiled; err != nil {
+		return fail(err)
+	}
 	rss, err := peakRSS(pid)
 	if err != nil {
 		return fail(err)
