@@ -146,7 +146,7 @@ func appendRecord(b []byte, d *Delivery) ([]byte, string) {
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, d.Offset, 10)
 	b = append(b, `,"timestamp":"`...)
-	b = d.Timestamp.UTC().AppendFormat(b, timestampLayout)
+	b = appendTimestamp(b, d.Timestamp)
 	b = append(b, '"')
 	if d.Key != nil {
 		b = append(b, `,"key":`...)

@@ -11,10 +11,6 @@ import (
 	"sync/atomic"
 )
 
-// timestampLayout is RFC 3339 with exactly three fractional digits; callers convert to UTC first so the zone
-// prints as "Z".
-const timestampLayout = "2006-01-02T15:04:05.000Z07:00"
-
 // userAgent is the User-Agent header: the value net/http sent when it carried the deliveries, kept so that
 // apps and their access logs see no change.
 const userAgent = "Go-http-client/1.1"
@@ -129,7 +125,7 @@ func (h *HTTP) appendRequest(buf []byte, d *Delivery, out *outgoing) ([]byte, er
 	b = append(b, "\r\n"+HeaderOffset+": "...)
 	b = strconv.AppendInt(b, d.Offset, 10)
 	b = append(b, "\r\n"+HeaderTimestamp+": "...)
-	b = d.Timestamp.UTC().AppendFormat(b, timestampLayout)
+	b = appendTimestamp(b, d.Timestamp)
 	b = append(b, "\r\n"+HeaderAttempt+": "...)
 	b = strconv.AppendInt(b, int64(d.Attempt), 10)
 	b = append(b, "\r\n"...)
