@@ -2,10 +2,16 @@ package dedup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 )
+
+// directMin is the number of IDs from which a call for many (ClaimMany, CompleteMany) gets a Store call of
+// its own at once instead of waiting in the queue: it fills a worthwhile call by itself, and batches of a
+// batch-mode sidecar then reach the store in parallel.
+const directMin = 64
 
 // maxFlushers is how many Store calls a Coalescer may have in flight at once. More than one is started only
 // while a full batch waits, so that a busy store gets big batches (fewer round trips, the cost that dominates)
@@ -26,19 +32,27 @@ const maxFlushers = 4
 type Coalescer struct {
 	store    Store
 	maxBatch int
-	wg       sync.WaitGroup // running flushers and direct batch calls
+	wg       sync.WaitGroup // running flushers
 
-	mu       sync.Mutex
-	queue    []*request
+	mu    sync.Mutex
+	queue []*request
+	// queued counts the IDs of the queued requests.
+	queued   int
 	flushers int // running flushers
 	starting int // flushers started that have not yet taken their first batch
-	closed   bool
+	// idle tells that a flusher waits on wake for the next call: one stays, so that a quiet moment does not
+	// cost a new goroutine, with a fresh stack to grow through the client, at the next call.
+	idle   bool
+	wake   *sync.Cond
+	closed bool
 }
 
 // NewCoalescer returns a Coalescer in front of s sending at most maxBatch IDs per Store call; maxBatch below 1
 // means 1 (no batching: one ID per call, up to maxFlushers calls in flight).
 func NewCoalescer(s Store, maxBatch int) *Coalescer {
-	return &Coalescer{store: s, maxBatch: max(maxBatch, 1)}
+	c := &Coalescer{store: s, maxBatch: max(maxBatch, 1)}
+	c.wake = sync.NewCond(&c.mu)
+	return c
 }
 
 // Claim claims one ID (see Store.Claim). When ctx ends first it returns ctx.Err() at once; should the claim
@@ -61,57 +75,27 @@ func (c *Coalescer) Release(ctx context.Context, id string) error {
 	return err
 }
 
-// ClaimMany claims ids in one Store call of their own: a caller with a batch in hand needs no coalescing. It
-// answers as Claim does for each ID, and like Claim it releases in the background the leases taken for a
-// caller whose ctx ended before the answer.
+// ClaimMany claims ids (see Store.Claim) in the next Store call, with whatever other calls are waiting, so that a
+// small batch of records costs no round trip of its own; from directMin IDs on, in a call of its own at once. It answers as Claim does for each ID, and like Claim it releases
+// in the background the leases taken for a caller whose ctx ended before the answer.
 func (c *Coalescer) ClaimMany(ctx context.Context, ids []string) ([]Status, error) {
-	if err := c.enterDirect(ctx); err != nil {
+	statuses := make([]Status, len(ids))
+	if len(ids) == 0 {
+		return statuses, ctx.Err()
+	}
+	if err := c.submitMany(ctx, opClaim, ids, statuses); err != nil {
 		return nil, err
-	}
-	defer c.wg.Done()
-	// Not the caller's ctx: a claim the server made must be answered, so its lease can be released.
-	statuses, err := c.store.Apply(context.Background(), Ops{Claim: ids})
-	if err == nil && len(statuses) != len(ids) {
-		err = fmt.Errorf("claiming: store answered %d statuses for %d ids", len(statuses), len(ids))
-	}
-	if err != nil {
-		return nil, err
-	}
-	if ctx.Err() != nil {
-		var orphans []string
-		for i, st := range statuses {
-			if st == Claimed {
-				orphans = append(orphans, ids[i])
-			}
-		}
-		c.releaseOrphans(orphans)
-		return nil, ctx.Err()
 	}
 	return statuses, nil
 }
 
-// CompleteMany writes the done marks of ids in one Store call of their own (see Store.Complete).
+// CompleteMany writes the done marks of ids (see Store.Complete) as ClaimMany claims them: with the waiting
+// calls, or from directMin IDs on in a call of its own.
 func (c *Coalescer) CompleteMany(ctx context.Context, ids []string) error {
-	if err := c.enterDirect(ctx); err != nil {
-		return err
+	if len(ids) == 0 {
+		return ctx.Err()
 	}
-	defer c.wg.Done()
-	_, err := c.store.Apply(ctx, Ops{Complete: ids})
-	return err
-}
-
-// enterDirect admits a direct batch call, counted so Close waits for it.
-func (c *Coalescer) enterDirect(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
-	}
-	c.wg.Add(1)
-	return nil
+	return c.submitMany(ctx, opComplete, ids, nil)
 }
 
 // Close stops accepting calls (later ones return ErrClosed) and waits until every call already accepted has
@@ -119,6 +103,7 @@ func (c *Coalescer) enterDirect(ctx context.Context) error {
 func (c *Coalescer) Close() {
 	c.mu.Lock()
 	c.closed = true
+	c.wake.Broadcast()
 	c.mu.Unlock()
 	c.wg.Wait()
 }
@@ -139,41 +124,95 @@ const (
 	reqAbandoned
 )
 
-// request is one caller's call and, once finished, its answer. Requests are pooled with their channel: the
-// flusher sends exactly once on done for a finished request, and an abandoned request is never reused.
+// request is one caller's call, for one ID or many, and, once finished, its answer. Requests are pooled with
+// their channel: the flusher sends exactly once on done for a finished request, and an abandoned request is
+// never reused. A call for one ID keeps it (and its status) in the request itself, so that it allocates
+// nothing.
 type request struct {
-	op     opKind
-	id     string
-	status Status
-	err    error
-	state  atomic.Uint32
-	done   chan struct{}
+	op       opKind
+	ids      []string
+	statuses []Status // for claims, one per ID
+	err      error
+	state    atomic.Uint32
+	done     chan struct{}
+	one      [1]string
+	oneSt    [1]Status
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
+// submit makes a call for one ID and returns its status (for a claim).
 func (c *Coalescer) submit(ctx context.Context, op opKind, id string) (Status, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	r := requestPool.Get().(*request)
-	r.op, r.id = op, id
-	r.state.Store(reqWaiting)
+	r.one[0] = id
+	r.ids, r.statuses = r.one[:], r.oneSt[:]
+	err := c.wait(ctx, r, op)
+	if errors.Is(err, errAbandoned) {
+		return 0, ctx.Err()
+	}
+	status := r.oneSt[0]
+	*r = request{done: r.done}
+	requestPool.Put(r)
+	return status, err
+}
 
+// submitMany makes a call for many IDs, writing claim statuses into statuses.
+func (c *Coalescer) submitMany(ctx context.Context, op opKind, ids []string, statuses []Status) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := requestPool.Get().(*request)
+	r.ids, r.statuses = ids, statuses
+	err := c.wait(ctx, r, op)
+	if errors.Is(err, errAbandoned) {
+		return ctx.Err()
+	}
+	*r = request{done: r.done}
+	requestPool.Put(r)
+	return err
+}
+
+// errAbandoned tells a caller of wait that it gave up on the request, which then belongs to the flusher and
+// must be neither touched nor reused.
+var errAbandoned = errors.New("abandoned")
+
+// wait queues r as an op, starts a flusher when one is needed, and waits for r's answer or the end of ctx.
+func (c *Coalescer) wait(ctx context.Context, r *request, op opKind) error {
+	r.op = op
+	r.state.Store(reqWaiting)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		r.id = ""
-		requestPool.Put(r)
-		return 0, ErrClosed
+		return ErrClosed
+	}
+	if len(r.ids) >= directMin {
+		// Worth a call of its own: sent at once, alongside the queue's, not behind it.
+		c.wg.Add(1)
+		c.mu.Unlock()
+		go func() {
+			defer c.wg.Done()
+			c.send([]*request{r})
+		}()
+		return c.await(ctx, r)
 	}
 	c.queue = append(c.queue, r)
-	// Invariant: while the queue is not empty, at least one flusher runs; flushers exit only on an empty queue.
-	// A further flusher starts only once a full batch is waiting: until then the requests are better sent
-	// together when the running flusher comes back, which costs the store one round trip instead of several.
-	// Requests a started flusher will take as soon as it runs do not count towards that full batch.
-	start := c.flushers == 0 ||
-		(c.flushers < maxFlushers && len(c.queue)-c.starting*c.maxBatch >= c.maxBatch)
+	c.queued += len(r.ids)
+	// Invariant: while the queue is not empty, at least one flusher runs and is not idle; flushers idle or exit
+	// only on an empty queue. A further flusher starts only once a full batch is waiting: until then the
+	// requests are better sent together when the running flusher comes back, which costs the store one round
+	// trip instead of several. IDs a started flusher will take as soon as it runs do not count towards that
+	// full batch.
+	start := false
+	switch {
+	case c.idle:
+		c.idle = false
+		c.wake.Signal()
+	case c.flushers == 0 || (c.flushers < maxFlushers && c.queued-c.starting*c.maxBatch >= c.maxBatch):
+		start = true
+	}
 	if start {
 		c.flushers++
 		c.starting++
@@ -183,44 +222,56 @@ func (c *Coalescer) submit(ctx context.Context, op opKind, id string) (Status, e
 	if start {
 		go c.flush()
 	}
+	return c.await(ctx, r)
+}
 
+// await waits for r's answer or the end of ctx.
+func (c *Coalescer) await(ctx context.Context, r *request) error {
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(reqWaiting, reqAbandoned) {
-			return 0, ctx.Err()
+			return errAbandoned
 		}
 		// The flusher finished it first and has sent, or is about to send, on done.
 		<-r.done
 	}
-	status, err := r.status, r.err
-	*r = request{done: r.done}
-	requestPool.Put(r)
-	return status, err
+	return r.err
 }
 
-// flush sends batches until the queue is empty.
+// flush sends batches until the queue is empty, then waits for the next call unless another flusher waits
+// already or the Coalescer is closed. A batch takes whole requests while they fit in maxBatch IDs (a request
+// for more IDs goes alone).
 func (c *Coalescer) flush() {
 	defer c.wg.Done()
 	var batch []*request
-	for first := true; ; first = false {
-		c.mu.Lock()
-		if first {
-			c.starting--
+	c.mu.Lock()
+	c.starting--
+	for {
+		for len(c.queue) == 0 {
+			// Woken by a call, idle is false again; still set, it is this flusher's own: Close woke it.
+			if c.closed || c.idle {
+				c.flushers--
+				c.mu.Unlock()
+				return
+			}
+			c.idle = true
+			c.wake.Wait()
 		}
-		n := min(len(c.queue), c.maxBatch)
-		if n == 0 {
-			c.flushers--
-			c.mu.Unlock()
-			return
+		n, ids := 0, 0
+		for n < len(c.queue) && (n == 0 || ids+len(c.queue[n].ids) <= c.maxBatch) {
+			ids += len(c.queue[n].ids)
+			n++
 		}
 		batch = append(batch[:0], c.queue[:n]...)
 		rest := copy(c.queue, c.queue[n:])
 		clear(c.queue[rest:])
 		c.queue = c.queue[:rest]
+		c.queued -= ids
 		c.mu.Unlock()
 		c.send(batch)
 		clear(batch)
+		c.mu.Lock()
 	}
 }
 
@@ -229,7 +280,6 @@ func (c *Coalescer) flush() {
 // own timeouts bound it.
 func (c *Coalescer) send(batch []*request) {
 	var ops Ops
-	claims := make([]*request, 0, len(batch))
 	live := batch[:0]
 	for _, r := range batch {
 		if r.state.Load() == reqAbandoned {
@@ -238,12 +288,11 @@ func (c *Coalescer) send(batch []*request) {
 		live = append(live, r)
 		switch r.op {
 		case opClaim:
-			ops.Claim = append(ops.Claim, r.id)
-			claims = append(claims, r)
+			ops.Claim = append(ops.Claim, r.ids...)
 		case opComplete:
-			ops.Complete = append(ops.Complete, r.id)
+			ops.Complete = append(ops.Complete, r.ids...)
 		case opRelease:
-			ops.Release = append(ops.Release, r.id)
+			ops.Release = append(ops.Release, r.ids...)
 		}
 	}
 	if len(live) == 0 {
@@ -251,27 +300,30 @@ func (c *Coalescer) send(batch []*request) {
 	}
 
 	statuses, err := c.store.Apply(context.Background(), ops)
-	if err == nil && len(statuses) != len(claims) {
-		err = fmt.Errorf("claiming: store answered %d statuses for %d ids", len(statuses), len(claims))
-	}
-	if err == nil {
-		for i, r := range claims {
-			r.status = statuses[i]
-		}
+	if err == nil && len(statuses) != len(ops.Claim) {
+		err = fmt.Errorf("claiming: store answered %d statuses for %d ids", len(statuses), len(ops.Claim))
 	}
 
 	var orphans []string
+	next := 0 // the first claim status not handed out yet
 	for _, r := range live {
+		var claimed []Status
+		if r.op == opClaim && err == nil {
+			claimed = statuses[next : next+len(r.ids)]
+			next += len(r.ids)
+			copy(r.statuses, claimed)
+		}
 		r.err = err
-		claimed := err == nil && r.op == opClaim && r.status == Claimed
-		id := r.id
+		ids := r.ids
 		if r.state.CompareAndSwap(reqWaiting, reqFinished) {
 			r.done <- struct{}{}
 			continue
 		}
-		// The caller gave up: a lease taken on its behalf would block the ID until it expired.
-		if claimed {
-			orphans = append(orphans, id)
+		// The caller gave up: leases taken on its behalf would block the IDs until they expired.
+		for i, st := range claimed {
+			if st == Claimed {
+				orphans = append(orphans, ids[i])
+			}
 		}
 	}
 	c.releaseOrphans(orphans)

@@ -460,8 +460,9 @@ func TestCoalescerConcurrentUse(t *testing.T) {
 	}
 }
 
-// TestCoalescerMixesKindsInOneCall lines up a claim, a completion and a release behind a call in flight: they
-// leave together in one Store call, and the completion is applied before the claim of the same ID.
+// TestCoalescerMixesKindsInOneCall lines up a claim, a completion, a release and a claim of many IDs behind a
+// call in flight: they leave together in one Store call, and the completion is applied before the claim of
+// the same ID.
 func TestCoalescerMixesKindsInOneCall(t *testing.T) {
 	g := newGatedStore(false)
 	c := NewCoalescer(g, 8)
@@ -477,7 +478,19 @@ func TestCoalescerMixesKindsInOneCall(t *testing.T) {
 	waitQueued(t, c, 2)
 	goClaim(c, ctx, "done-now", out)
 	waitQueued(t, c, 3)
+	many := make(chan []Status, 1)
+	go func() {
+		st, err := c.ClaimMany(ctx, []string{"m1", "m2"})
+		if err != nil {
+			t.Errorf("ClaimMany: %v", err)
+		}
+		many <- st
+	}()
+	waitQueued(t, c, 4)
 	g.open()
+	if st := <-many; fmt.Sprint(st) != fmt.Sprint([]Status{Claimed, Claimed}) {
+		t.Fatalf("ClaimMany = %v, want both claimed", st)
+	}
 
 	got := map[string]result{}
 	for _, r := range collect(t, out, 2) {
@@ -495,7 +508,7 @@ func TestCoalescerMixesKindsInOneCall(t *testing.T) {
 	calls := g.calls
 	g.mu.Unlock()
 	if calls != 2 {
-		t.Fatalf("%d store calls, want 2: the held claim, then one call for the three queued requests", calls)
+		t.Fatalf("%d store calls, want 2: the held claim, then one call for the four queued requests", calls)
 	}
 	if b := g.batchesOf("complete"); len(b) != 1 || fmt.Sprint(b[0]) != "[done-now]" {
 		t.Fatalf("completions %v, want [[done-now]]", b)
@@ -505,8 +518,9 @@ func TestCoalescerMixesKindsInOneCall(t *testing.T) {
 	}
 }
 
-// TestCoalescerClaimMany checks the direct batch calls: one Store call each, answers in order, and leases
-// released when the caller gave up while the call was in flight.
+// TestCoalescerClaimMany checks the calls for many IDs: a request is never split (maxBatch bounds how many
+// requests share a call), answers come in order, and leases are released when the caller gave up while the
+// call was in flight.
 func TestCoalescerClaimMany(t *testing.T) {
 	g := newGatedStore(true)
 	c := NewCoalescer(g, 2) // the direct calls are not split by maxBatch
@@ -535,20 +549,48 @@ func TestCoalescerClaimMany(t *testing.T) {
 	go func() { _, err := c2.ClaimMany(cctx, []string{"x", "y"}); done <- err }()
 	gated.waitEntered(t, 1)
 	cancel()
-	gated.open()
+	// The caller returns at once, while its claim is still held in the store.
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("ClaimMany after cancel = %v, want context.Canceled", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("ClaimMany did not return within 10s")
+		t.Fatal("ClaimMany did not return within 10s of its context ending")
 	}
+	gated.open()
+	gated.waitEntered(t, 1) // the release
+	c2.Close()
 	if b := gated.batchesOf("release"); len(b) != 1 || fmt.Sprint(b[0]) != "[x y]" {
 		t.Fatalf("releases %v, want the abandoned leases [x y] released", b)
 	}
-	c2.Close()
 	if err := c2.CompleteMany(ctx, []string{"x"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("CompleteMany after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestCoalescerLargeCallGoesAtOnce holds a call in the store and sends a claim of directMin IDs: it reaches the
+// store alongside the held call instead of waiting behind it.
+func TestCoalescerLargeCallGoesAtOnce(t *testing.T) {
+	g := newGatedStore(false)
+	c := NewCoalescer(g, 256)
+	defer c.Close()
+	defer g.open()
+	out := make(chan result, 1)
+	g.occupy(t, c, 1, out)
+	ids := make([]string, directMin)
+	for i := range ids {
+		ids[i] = fmt.Sprint("big-", i)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := c.ClaimMany(context.Background(), ids); done <- err }()
+	g.waitEntered(t, 1) // while the first call is still held at the gate
+	g.open()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	collect(t, out, 1)
+	if b := g.batchesOf("claim"); len(b) != 2 || len(b[1]) != directMin {
+		t.Fatalf("claim calls carried %d batches, want the held one and one of %d IDs", len(b), directMin)
 	}
 }
