@@ -54,8 +54,11 @@ type Options struct {
 	RetryTopic      func(source string, tier int) string
 	DeadLetterTopic func(source string) string
 	// Batch, when set, is the deliverer ProcessBatch sends whole batches to (the Deliverer given to New then
-	// serves the records a batch leaves to finish alone, such as retries).
+	// serves the records a batch leaves to finish alone, such as retries). Without it, ProcessBatch claims a
+	// batch in one round trip and delivers its records one by one, concurrently.
 	Batch handler.BatchDeliverer
+	// MaxDeliveries bounds the deliveries to the app under way at once (0: no bound beyond the callers').
+	MaxDeliveries int
 	// MaxRecordBytes sends larger records to the dead-letter topic without delivering them (0: no limit).
 	MaxRecordBytes int64
 	// AppBackoffMax caps the pause while the app is unavailable; DedupBackoffMax the one while the store is.
@@ -89,6 +92,11 @@ type Pipeline struct {
 	// made only once a second record with the ID waits for it: the common case costs no allocation.
 	localMu sync.Mutex
 	local   map[string]chan struct{}
+
+	// slots holds a token per delivery under way when MaxDeliveries bounds them; nil otherwise.
+	slots chan struct{}
+	// runner runs the records of batches that finish on their own.
+	runner *runner
 }
 
 // New builds a Pipeline.
@@ -102,9 +110,15 @@ func New(d Deduper, deliverer handler.Deliverer, s Sender, gate *Gate, opts Opti
 	if opts.DedupBackoffMax <= 0 {
 		opts.DedupBackoffMax = 5 * time.Second
 	}
+	var slots chan struct{}
+	if opts.MaxDeliveries > 0 {
+		slots = make(chan struct{}, opts.MaxDeliveries)
+	}
 	return &Pipeline{
 		opts: opts, dedup: d, deliver: deliverer, send: s, gate: gate,
 		log: opts.Logger, m: opts.Metrics,
+		slots:        slots,
+		runner:       newRunner(max(2*opts.MaxDeliveries, 64)),
 		appBackoff:   backoff{first: 100 * time.Millisecond, max: opts.AppBackoffMax},
 		dedupBackoff: backoff{first: 100 * time.Millisecond, max: opts.DedupBackoffMax},
 		now:          time.Now,
@@ -235,6 +249,25 @@ func (p *Pipeline) deliverClaimed(ctx context.Context, m *message, first *handle
 	return p.deliverLoop(ctx, m, first)
 }
 
+// takeSlot waits for room under MaxDeliveries; giveSlot gives it back.
+func (p *Pipeline) takeSlot(ctx context.Context) error {
+	if p.slots == nil {
+		return nil
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Pipeline) giveSlot() {
+	if p.slots != nil {
+		<-p.slots
+	}
+}
+
 // oversize tells whether rec exceeds SIDECAR_MAX_RECORD_BYTES, and why.
 func (p *Pipeline) oversize(rec *kgo.Record) (string, bool) {
 	limit := p.opts.MaxRecordBytes
@@ -321,7 +354,12 @@ func (p *Pipeline) deliverLoop(ctx context.Context, m *message, first *handler.R
 				return err
 			}
 			d.Attempt = m.prov.Attempts + 1
+			if err := p.takeSlot(ctx); err != nil {
+				p.release(m)
+				return err
+			}
 			res = p.deliver.Deliver(ctx, &d)
+			p.giveSlot()
 			if ctx.Err() != nil {
 				p.release(m)
 				return ctx.Err()
@@ -480,6 +518,10 @@ func (p *Pipeline) leaveLocal(id string) {
 		close(gone)
 	}
 }
+
+// Close waits for the records of batches that finish on their own and ends the goroutines kept for them. The
+// consumer has reported every record by the time its Run returns, so a sidecar calls Close after that.
+func (p *Pipeline) Close() { p.runner.Close() }
 
 // Gate returns the gate that pauses delivery, for readiness reporting.
 func (p *Pipeline) Gate() *Gate { return p.gate }

@@ -11,27 +11,22 @@ import (
 	"go.uber.org/zap"
 )
 
-// batchEntry is one record of a batch on its way through ProcessBatch: the index of its job, what the
-// pipeline knows of it, and its request.
+// batchEntry is one record of a batch on its way through ProcessBatch: the index of its job and what the
+// pipeline knows of it.
 type batchEntry struct {
 	job int
 	m   message
-	d   handler.Delivery
 }
 
-// ProcessBatch implements consumer.BatchProcessor. A batch costs one claim round trip to the dedup store, one
-// request to the app per source topic (the app URL may name the topic) and one round trip for the done marks,
-// whatever its size. The records a batch cannot finish at once go on alone, each on a goroutine of its own,
+// ProcessBatch implements consumer.BatchProcessor. A batch costs one claim round trip to the dedup store; in
+// batch delivery mode (Options.Batch) also one request to the app per source topic (the app URL may name the
+// topic) and one round trip for the done marks, whatever its size. In single delivery mode each claimed record
+// then goes to the app in a request of its own, on a goroutine of its own, so that claims are made ahead of
+// deliveries and in bulk while the deliveries under way stay within MaxDeliveries. The records a batch cannot finish at once go on alone, each on a goroutine of its own,
 // exactly as Process would finish them from that point: an ID another record of this sidecar holds, another
 // member's lease, a record over the size limit, a failed delivery (retried in place, parked in a retry tier or
 // dead-lettered), a store outage, or the end of a job's context.
 func (p *Pipeline) ProcessBatch(jobs []consumer.Job, report consumer.Report) {
-	if p.opts.Batch == nil {
-		for i, j := range jobs {
-			p.goAlone(j, i, report, p.decode(j.Rec), false, p.processHeld)
-		}
-		return
-	}
 	b := &batchRun{p: p, jobs: jobs, report: report}
 	entries := make([]batchEntry, 0, len(jobs))
 	live := jobs[:0:0]
@@ -53,6 +48,11 @@ func (p *Pipeline) ProcessBatch(jobs []consumer.Job, report consumer.Report) {
 	b.ctx, b.marksCtx, stop = batchContexts(live)
 	defer stop()
 	entries = b.claim(entries)
+	if p.opts.Batch == nil {
+		// One request per record, all at once: each finishes on its own, under MaxDeliveries.
+		b.alone(entries, func(ctx context.Context, m *message) error { return p.deliverClaimed(ctx, m, nil) })
+		return
+	}
 	entries = b.deliver(entries)
 	b.complete(entries)
 }
@@ -76,13 +76,7 @@ func (p *Pipeline) processHeld(ctx context.Context, m *message) error {
 // ID locally (when held) and reports the job.
 func (p *Pipeline) goAlone(job consumer.Job, i int, report consumer.Report, m message, held bool,
 	finish func(ctx context.Context, m *message) error) {
-	go func() {
-		err := finish(job.Ctx, &m)
-		if held {
-			p.leaveLocal(m.id)
-		}
-		report(err, i)
-	}()
+	p.runner.run(p, aloneTask{job: job, idx: i, report: report, m: m, held: held, finish: finish})
 }
 
 // alone hands entries over to finish, each on its own.
@@ -174,10 +168,11 @@ func (b *batchRun) deliver(entries []batchEntry) []batchEntry {
 // batch it pauses and sends the batch again, using no attempt.
 func (b *batchRun) deliverTopic(entries []batchEntry) []batchEntry {
 	p := b.p
+	requests := make([]handler.Delivery, len(entries))
 	ds := make([]*handler.Delivery, len(entries))
 	for k := range entries {
-		entries[k].d = entries[k].m.delivery()
-		ds[k] = &entries[k].d
+		requests[k] = entries[k].m.delivery()
+		ds[k] = &requests[k]
 	}
 	var results []handler.Result
 	for {

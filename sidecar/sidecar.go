@@ -141,10 +141,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 
 	var deliverer handler.Deliverer = s.http
 	var batchDeliverer handler.BatchDeliverer
+	maxDeliveries := cfg.MaxInFlight
 	if cfg.Delivery == config.DeliveryBatch {
 		// Batches go to the app whole; records that go on alone (retries) gather into batches of their own.
 		batchDeliverer = s.http
 		deliverer = pipeline.NewBatcher(s.http, cfg.BatchMaxRecords, cfg.BatchMaxWait)
+		maxDeliveries = 0 // the consumer's in-flight cap bounds the records; a batch is one request
 	}
 	sender := dlq.NewProducer(s.producer, log.Named("producer"))
 	s.pipe = pipeline.New(s.coal, deliverer, sender, s.gate, pipeline.Options{
@@ -160,6 +162,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		RetryTopic:      func(src string, tier int) string { return topics.RetryTopic(src, cfg.KafkaGroup, tier) },
 		DeadLetterTopic: func(src string) string { return topics.DeadLetterTopic(src, cfg.KafkaGroup, cfg.DLQTopic) },
 		Batch:           batchDeliverer,
+		MaxDeliveries:   maxDeliveries,
 		MaxRecordBytes:  cfg.MaxRecordBytes,
 		AppBackoffMax:   cfg.AppBackoffMax,
 		IsAuthError:     dedup.IsAuthError,
@@ -169,9 +172,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	})
 
 	ordering, _ := consumer.ParseOrdering(cfg.Ordering)
-	var batchProc consumer.BatchProcessor
-	if batchDeliverer != nil {
-		batchProc = s.pipe
+	// In batch mode SIDECAR_MAX_IN_FLIGHT counts records and a batch is one request. In single mode it bounds
+	// the requests under way (the pipeline's delivery slots); the consumer hands out twice as many records in
+	// batches, so that the next records are claimed, in bulk, while the current ones are delivered.
+	inFlight, batchMax, batchWait := cfg.MaxInFlight, cfg.BatchMaxRecords, cfg.BatchMaxWait
+	if batchDeliverer == nil {
+		inFlight, batchMax, batchWait = 2*cfg.MaxInFlight, max(1, cfg.MaxInFlight/2), 0
 	}
 	cons, err = consumer.New(s.pipe, consumer.Options{
 		ClientOpts:         kopts,
@@ -181,10 +187,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		SessionTimeout:     cfg.KafkaSessionTimeout,
 		StartAtEnd:         cfg.KafkaStartOffset == "latest",
 		Ordering:           ordering,
-		MaxInFlight:        cfg.MaxInFlight,
-		Batch:              batchProc,
-		BatchMaxRecords:    cfg.BatchMaxRecords,
-		BatchMaxWait:       cfg.BatchMaxWait,
+		MaxInFlight:        inFlight,
+		Batch:              s.pipe,
+		BatchMaxRecords:    batchMax,
+		BatchMaxWait:       batchWait,
 		MaxBufferedRecords: cfg.MaxBufferedRecords,
 		MaxBufferedBytes:   cfg.MaxBufferedBytes,
 		CommitInterval:     cfg.CommitInterval,
@@ -330,6 +336,9 @@ func (s *Sidecar) watchHealth(ctx context.Context) {
 }
 
 func (s *Sidecar) close() {
+	if s.pipe != nil {
+		s.pipe.Close()
+	}
 	if s.coal != nil {
 		s.coal.Close()
 	}
