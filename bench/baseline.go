@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,10 @@ func runBare(ctx context.Context, n, conc int, timeout time.Duration) (result, e
 		firstEr error
 		rtts    = make([][]time.Duration, conc)
 	)
+	self0, err := processCPU(os.Getpid())
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	for g := range conc {
 		wg.Add(1)
@@ -88,9 +93,14 @@ func runBare(ctx context.Context, n, conc int, timeout time.Duration) (result, e
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	self1, err := processCPU(os.Getpid())
+	if err != nil {
+		return res, err
+	}
 	if firstEr != nil {
 		return res, fmt.Errorf("bare HTTP: %w", firstEr)
 	}
+	res.BusyPercent = ptr(cpuSplit{self: self1 - self0}.busyPercent(elapsed))
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("bare HTTP: not done within %s", timeout)
 	}

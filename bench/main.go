@@ -34,6 +34,8 @@ type options struct {
 	// profileDir, when set, receives a CPU profile of the child for each sidecar run.
 	profileDir     string
 	profileSeconds int
+	// childEnv are extra variables for every sidecar run, after the run's own.
+	childEnv []string
 }
 
 // Run names, also the values -only accepts.
@@ -67,6 +69,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write a CPU profile of the sidecar for each sidecar run into this directory (the profile adds a little CPU of its own)")
 	fs.IntVar(&o.profileSeconds, "cpuprofile-seconds", 3, "length of each CPU profile, from the first delivery")
+	fs.Func("env", "NAME=VALUE for every sidecar run, after the run's own settings (repeatable; e.g. GOGC=200 to try a setting)",
+		func(v string) error {
+			if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+				return fmt.Errorf("%q is not NAME=VALUE", v)
+			}
+			o.childEnv = append(o.childEnv, v)
+			return nil
+		})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -146,34 +156,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: running %s\n", name)
 		var res result
 		prof := profileSpec{dir: o.profileDir, seconds: o.profileSeconds, run: name}
+		withEnv := func(m mode) mode { m.env = append(m.env, o.childEnv...); return m }
 		switch name {
 		case runBareName:
 			res, err = runBare(ctx, o.records, o.concurrency, o.runTimeout)
 		case runNaiveName:
 			res, err = runNaive(ctx, rs, o.naiveRecords, o.keys, o.runTimeout)
 		case runSingleName:
-			res, err = runSidecar(ctx, o.binary, rs, mode{
+			res, err = runSidecar(ctx, o.binary, rs, withEnv(mode{
 				name: "sidecar, per record, key order", records: o.records, keys: o.keys, tail: 1000, tailRate: 1000,
 				env: []string{"SIDECAR_ORDERING=key", "SIDECAR_MAX_IN_FLIGHT=" + strconv.Itoa(o.concurrency)},
-			}, o.runTimeout, prof)
+			}), o.runTimeout, prof)
 			res.Note = fmt.Sprintf("instant app, redis dedup, max in-flight %d", o.concurrency)
 		case runBatchName:
-			res, err = runSidecar(ctx, o.binary, rs, mode{
+			res, err = runSidecar(ctx, o.binary, rs, withEnv(mode{
 				name: "sidecar, batch of 100", records: o.batchRecords, keys: o.keys, batch: true, tail: 1000, tailRate: 1000,
 				env: []string{"SIDECAR_DELIVERY=batch", "SIDECAR_BATCH_MAX_RECORDS=100", "SIDECAR_MAX_IN_FLIGHT=1000",
 					"SIDECAR_ORDERING=key"},
-			}, o.runTimeout, prof)
+			}), o.runTimeout, prof)
 			res.Note = "instant app, redis dedup, max in-flight 1000"
 		case runSlowPartition, runSlowKey:
 			ordering, n := "partition", o.slowPartition
 			if name == runSlowKey {
 				ordering, n = "key", o.slowKey
 			}
-			res, err = runSidecar(ctx, o.binary, rs, mode{
+			res, err = runSidecar(ctx, o.binary, rs, withEnv(mode{
 				name: "sidecar, app 20 ms, " + ordering + " order", records: n, keys: o.keys, latency: slow,
 				tail: 200, tailRate: 100,
 				env: []string{"SIDECAR_ORDERING=" + ordering, "SIDECAR_MAX_IN_FLIGHT=512"},
-			}, o.runTimeout, prof)
+			}), o.runTimeout, prof)
 			res.Note = fmt.Sprintf("%d keys, max in-flight 512", o.keys)
 		}
 		if err != nil {

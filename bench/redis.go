@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -71,8 +74,56 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 
 func (s *redisServer) url() string { return "redis://" + s.addr + "/0" }
 
+// cpuSplit is the CPU time used so far by each process of a run.
+type cpuSplit struct {
+	sidecar, redis, self time.Duration
+}
+
+// machineCPU reads the CPU time of the sidecar (pid), of redis-server and of this process (kfake and the app).
+func (s *redisServer) machineCPU(sidecarPID int) (cpuSplit, error) {
+	var c cpuSplit
+	var err error
+	if c.sidecar, err = processCPU(sidecarPID); err != nil {
+		return c, err
+	}
+	if c.redis, err = processCPU(s.cmd.Process.Pid); err != nil {
+		return c, err
+	}
+	c.self, err = processCPU(os.Getpid())
+	return c, err
+}
+
+func (c cpuSplit) sub(o cpuSplit) cpuSplit {
+	return cpuSplit{sidecar: c.sidecar - o.sidecar, redis: c.redis - o.redis, self: c.self - o.self}
+}
+
+// busyPercent is the share of the machine's cores the processes used over elapsed.
+func (c cpuSplit) busyPercent(elapsed time.Duration) float64 {
+	return 100 * float64(c.sidecar+c.redis+c.self) / float64(elapsed) / float64(runtime.NumCPU())
+}
+
 func (s *redisServer) client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: s.addr, PoolSize: 4})
+}
+
+// commands returns how many commands the server has processed (INFO stats total_commands_processed).
+func (s *redisServer) commands(ctx context.Context) (int64, error) {
+	c := s.client()
+	defer func() { _ = c.Close() }()
+	info, err := c.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0, fmt.Errorf("reading redis stats: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing total_commands_processed %q: %w", v, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("redis stats lack total_commands_processed")
 }
 
 // flush empties the server between runs, so every run starts with the same store.

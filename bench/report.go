@@ -19,10 +19,18 @@ type result struct {
 	Seconds            float64  `json:"seconds"`
 	RecordsPerSec      float64  `json:"records_per_sec"`
 	CPUMicrosPerRecord *float64 `json:"cpu_us_per_record,omitempty"`
-	PeakRSSMiB         *float64 `json:"peak_rss_mib,omitempty"`
-	P50Ms              *float64 `json:"latency_p50_ms,omitempty"`
-	P99Ms              *float64 `json:"latency_p99_ms,omitempty"`
-	Note               string   `json:"note,omitempty"`
+	// RedisCPUMicrosPerRecord is redis-server's CPU per record in the same window.
+	RedisCPUMicrosPerRecord *float64 `json:"redis_cpu_us_per_record,omitempty"`
+	// RedisCallsPerRecord is the commands redis-server processed per record in the same window (one script
+	// call serves many records).
+	RedisCallsPerRecord *float64 `json:"redis_calls_per_record,omitempty"`
+	// BusyPercent is the CPU of every process of the run (sidecar, redis-server, and this tool with kfake and
+	// the app) over the window, as a share of all the machine's cores: near 100 the machine is the limit.
+	BusyPercent *float64 `json:"busy_percent,omitempty"`
+	PeakRSSMiB  *float64 `json:"peak_rss_mib,omitempty"`
+	P50Ms       *float64 `json:"latency_p50_ms,omitempty"`
+	P99Ms       *float64 `json:"latency_p99_ms,omitempty"`
+	Note        string   `json:"note,omitempty"`
 }
 
 // check is one target from the issue, measured in this run.
@@ -82,11 +90,12 @@ func cell(f *float64, prec int) string {
 // writeMarkdown prints the results and the checks as two markdown tables.
 func writeMarkdown(w io.Writer, r report) error {
 	var b strings.Builder
-	b.WriteString("| mode | records | records/s | CPU µs/record | peak RSS MiB | latency p50 ms | latency p99 ms | note |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| mode | records | records/s | CPU µs/record | Redis CPU µs/record | Redis calls/record | machine busy % | peak RSS MiB | latency p50 ms | latency p99 ms | note |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", x.Name, x.Records,
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Name, x.Records,
 			strconv.FormatFloat(x.RecordsPerSec, 'f', 0, 64), cell(x.CPUMicrosPerRecord, 1),
+			cell(x.RedisCPUMicrosPerRecord, 1), cell(x.RedisCallsPerRecord, 3), cell(x.BusyPercent, 0),
 			cell(x.PeakRSSMiB, 1), cell(x.P50Ms, 1), cell(x.P99Ms, 1), x.Note)
 	}
 	if len(r.Checks) > 0 {

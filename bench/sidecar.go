@@ -27,8 +27,8 @@ type mode struct {
 	tail, tailRate int
 }
 
-// env is the configuration the child gets: only SIDECAR_* variables, so the caller's environment cannot
-// change a figure.
+// env is the configuration the child gets: only the variables the run names (and -env adds), so the caller's
+// environment cannot change a figure.
 func (m mode) childEnv(brokers []string, redisURL, appURL string) []string {
 	env := []string{
 		"SIDECAR_KAFKA_BROKERS=" + strings.Join(brokers, ","),
@@ -135,6 +135,14 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 	if err != nil {
 		return fail(err)
 	}
+	machine0, err := rs.machineCPU(pid)
+	if err != nil {
+		return fail(err)
+	}
+	commands0, err := rs.commands(ctx)
+	if err != nil {
+		return fail(err)
+	}
 	start := time.Now()
 	profiled := prof.start(ctx)
 	a.open()
@@ -145,10 +153,22 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 	if err != nil {
 		return fail(err)
 	}
+	machine1, err := rs.machineCPU(pid)
+	if err != nil {
+		return fail(err)
+	}
+	commands1, err := rs.commands(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	// The two INFO calls of this tool are not the sidecar's.
+	res.RedisCallsPerRecord = ptr(float64(commands1-commands0-1) / float64(m.records))
 	elapsed := time.Unix(0, a.lastNanos.Load()).Sub(start)
 	res.Seconds = elapsed.Seconds()
 	res.RecordsPerSec = float64(m.records) / elapsed.Seconds()
 	res.CPUMicrosPerRecord = ptr(float64(cpu1-cpu0) / float64(time.Microsecond) / float64(m.records))
+	res.RedisCPUMicrosPerRecord = ptr(float64(machine1.redis-machine0.redis) / float64(time.Microsecond) / float64(m.records))
+	res.BusyPercent = ptr(machine1.sub(machine0).busyPercent(time.Since(start)))
 
 	if m.tail > 0 {
 		a.sampling.Store(true)
