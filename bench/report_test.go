@@ -88,7 +88,7 @@ func TestReportOutputs(t *testing.T) {
 		Results: []result{
 			{Name: "bare HTTP", Records: 10, RecordsPerSec: 1000, BusyPercent: ptr(97.6), P50Ms: ptr(1), P99Ms: ptr(2)},
 			{Name: "sidecar", Records: 10, RecordsPerSec: 800, CPUMicrosPerRecord: ptr(12.34),
-				RedisCPUMicrosPerRecord: ptr(4.56), RedisCallsPerRecord: ptr(0.0625), BusyPercent: ptr(88.8), PeakRSSMiB: ptr(40)},
+				RedisCPUMicrosPerRecord: ptr(4.56), RedisCommandsPerRecord: ptr(0.0625), BusyPercent: ptr(88.8), PeakRSSMiB: ptr(40)},
 		},
 		Checks: checks(map[string]result{
 			runBareName:   {RecordsPerSec: 1000},

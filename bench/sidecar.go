@@ -162,7 +162,7 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 		return fail(err)
 	}
 	// The two INFO calls of this tool are not the sidecar's.
-	res.RedisCallsPerRecord = ptr(float64(commands1-commands0-1) / float64(m.records))
+	res.RedisCommandsPerRecord = ptr(float64(commands1-commands0-1) / float64(m.records))
 	elapsed := time.Unix(0, a.lastNanos.Load()).Sub(start)
 	res.Seconds = elapsed.Seconds()
 	res.RecordsPerSec = float64(m.records) / elapsed.Seconds()
