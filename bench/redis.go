@@ -106,6 +106,28 @@ func (s *redisServer) client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: s.addr, PoolSize: 4})
 }
 
+// usage is what a run has used so far: CPU per process and commands processed by redis-server.
+type usage struct {
+	cpu      cpuSplit
+	commands int64
+}
+
+func (u usage) sub(o usage) usage {
+	return usage{cpu: u.cpu.sub(o.cpu), commands: u.commands - o.commands}
+}
+
+// sample reads the CPU of every process of a run (the sidecar is sidecarPID) and the commands redis-server
+// has processed.
+func (s *redisServer) sample(ctx context.Context, sidecarPID int) (usage, error) {
+	var u usage
+	var err error
+	if u.cpu, err = s.machineCPU(sidecarPID); err != nil {
+		return u, err
+	}
+	u.commands, err = s.commands(ctx)
+	return u, err
+}
+
 // commands returns how many commands the server has processed (INFO stats total_commands_processed).
 func (s *redisServer) commands(ctx context.Context) (int64, error) {
 	c := s.client()

@@ -131,15 +131,7 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 	case <-ctx.Done():
 		return fail(errors.New("no delivery reached the app before the deadline"))
 	}
-	cpu0, err := processCPU(pid)
-	if err != nil {
-		return fail(err)
-	}
-	machine0, err := rs.machineCPU(pid)
-	if err != nil {
-		return fail(err)
-	}
-	commands0, err := rs.commands(ctx)
+	before, err := rs.sample(ctx, pid)
 	if err != nil {
 		return fail(err)
 	}
@@ -149,26 +141,23 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 	if err := a.waitRecords(int64(m.records), deadline, exited); err != nil {
 		return fail(err)
 	}
-	cpu1, err := processCPU(pid)
+	after, err := rs.sample(ctx, pid)
 	if err != nil {
 		return fail(err)
 	}
-	machine1, err := rs.machineCPU(pid)
-	if err != nil {
-		return fail(err)
+	used := after.sub(before)
+	perRecord := func(d time.Duration) *float64 {
+		return ptr(float64(d) / float64(time.Microsecond) / float64(m.records))
 	}
-	commands1, err := rs.commands(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	// The two INFO calls of this tool are not the sidecar's.
-	res.RedisCommandsPerRecord = ptr(float64(commands1-commands0-1) / float64(m.records))
 	elapsed := time.Unix(0, a.lastNanos.Load()).Sub(start)
 	res.Seconds = elapsed.Seconds()
 	res.RecordsPerSec = float64(m.records) / elapsed.Seconds()
-	res.CPUMicrosPerRecord = ptr(float64(cpu1-cpu0) / float64(time.Microsecond) / float64(m.records))
-	res.RedisCPUMicrosPerRecord = ptr(float64(machine1.redis-machine0.redis) / float64(time.Microsecond) / float64(m.records))
-	res.BusyPercent = ptr(machine1.sub(machine0).busyPercent(time.Since(start)))
+	res.CPUMicrosPerRecord = perRecord(used.cpu.sidecar)
+	res.RedisCPUMicrosPerRecord = perRecord(used.cpu.redis)
+	// This includes the few commands of the second sample itself (a connection's set-up, INFO): nothing at
+	// the precision shown.
+	res.RedisCommandsPerRecord = ptr(float64(used.commands) / float64(m.records))
+	res.BusyPercent = ptr(used.cpu.busyPercent(time.Since(start)))
 
 	if m.tail > 0 {
 		a.sampling.Store(true)
