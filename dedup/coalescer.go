@@ -75,6 +75,20 @@ func (c *Coalescer) Release(ctx context.Context, id string) error {
 	return err
 }
 
+// CompleteThen writes the done mark for one ID (see Store.Complete) with the next Store call and calls then
+// with the outcome, instead of making the caller wait: then runs on the goroutine that made the Store call, so
+// it must be quick and must not block. After Close, then is called at once with ErrClosed.
+func (c *Coalescer) CompleteThen(id string, then func(error)) {
+	r := requestPool.Get().(*request)
+	r.one[0] = id
+	r.ids, r.statuses, r.then = r.one[:], r.oneSt[:], then
+	if err := c.enqueue(r, opComplete); err != nil {
+		*r = request{done: r.done}
+		requestPool.Put(r)
+		then(err)
+	}
+}
+
 // ClaimMany claims ids (see Store.Claim) in the next Store call, with whatever other calls are waiting, so that a
 // small batch of records costs no round trip of its own; from directMin IDs on, in a call of its own at once. It answers as Claim does for each ID, and like Claim it releases
 // in the background the leases taken for a caller whose ctx ended before the answer.
@@ -137,6 +151,8 @@ type request struct {
 	done     chan struct{}
 	one      [1]string
 	oneSt    [1]Status
+	// then, when set, is called with the outcome in place of a waiting caller (see CompleteThen).
+	then func(error)
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -181,6 +197,15 @@ var errAbandoned = errors.New("abandoned")
 
 // wait queues r as an op, starts a flusher when one is needed, and waits for r's answer or the end of ctx.
 func (c *Coalescer) wait(ctx context.Context, r *request, op opKind) error {
+	if err := c.enqueue(r, op); err != nil {
+		return err
+	}
+	return c.await(ctx, r)
+}
+
+// enqueue queues r as an op and starts a flusher when one is needed; it fails only when the Coalescer is
+// closed.
+func (c *Coalescer) enqueue(r *request, op opKind) error {
 	r.op = op
 	r.state.Store(reqWaiting)
 	c.mu.Lock()
@@ -196,7 +221,7 @@ func (c *Coalescer) wait(ctx context.Context, r *request, op opKind) error {
 			defer c.wg.Done()
 			c.send([]*request{r})
 		}()
-		return c.await(ctx, r)
+		return nil
 	}
 	c.queue = append(c.queue, r)
 	c.queued += len(r.ids)
@@ -222,7 +247,7 @@ func (c *Coalescer) wait(ctx context.Context, r *request, op opKind) error {
 	if start {
 		go c.flush()
 	}
-	return c.await(ctx, r)
+	return nil
 }
 
 // await waits for r's answer or the end of ctx.
@@ -312,6 +337,13 @@ func (c *Coalescer) send(batch []*request) {
 			claimed = statuses[next : next+len(r.ids)]
 			next += len(r.ids)
 			copy(r.statuses, claimed)
+		}
+		if then := r.then; then != nil {
+			// Nobody waits on it: the request goes back to the pool before the callback runs.
+			*r = request{done: r.done}
+			requestPool.Put(r)
+			then(err)
+			continue
 		}
 		r.err = err
 		ids := r.ids

@@ -594,3 +594,51 @@ func TestCoalescerLargeCallGoesAtOnce(t *testing.T) {
 		t.Fatalf("claim calls carried %d batches, want the held one and one of %d IDs", len(b), directMin)
 	}
 }
+
+// TestCoalescerCompleteThen checks completions that call back instead of waiting: the mark is written before
+// the callback runs, it shares the call of waiting requests, store errors reach the callback, and after Close
+// the callback runs at once with ErrClosed.
+func TestCoalescerCompleteThen(t *testing.T) {
+	g := newGatedStore(false)
+	c := NewCoalescer(g, 8)
+	defer g.open()
+	out := make(chan result, 1)
+	g.occupy(t, c, 1, out)
+	outcome := make(chan error, 1)
+	c.CompleteThen("x", func(err error) {
+		// The mark is there by now.
+		st, cerr := g.Memory.Claim(context.Background(), []string{"x"})
+		if cerr == nil && st[0] != Done {
+			cerr = fmt.Errorf("claim in the callback = %v, want done", st[0])
+		}
+		outcome <- errors.Join(err, cerr)
+	})
+	goClaim(c, context.Background(), "y", out)
+	waitQueued(t, c, 2)
+	g.open()
+	if err := <-outcome; err != nil {
+		t.Fatal(err)
+	}
+	collect(t, out, 2)
+	if b := g.batchesOf("complete"); len(b) != 1 || fmt.Sprint(b[0]) != "[x]" {
+		t.Fatalf("completions %v, want [[x]]", b)
+	}
+
+	g.fail = fmt.Errorf("applying: %w: connection refused", ErrUnavailable)
+	c.CompleteThen("z", func(err error) { outcome <- err })
+	if err := <-outcome; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("callback after a store error got %v, want ErrUnavailable", err)
+	}
+
+	c.Close()
+	called := false
+	c.CompleteThen("late", func(err error) {
+		called = true
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("callback after Close got %v, want ErrClosed", err)
+		}
+	})
+	if !called {
+		t.Fatal("after Close the callback must run at once")
+	}
+}
