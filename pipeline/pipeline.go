@@ -26,6 +26,9 @@ type Deduper interface {
 	Release(ctx context.Context, id string) error
 	ClaimMany(ctx context.Context, ids []string) ([]dedup.Status, error)
 	CompleteMany(ctx context.Context, ids []string) error
+	// CompleteThen writes a done mark and calls then with the outcome, quickly, from the goroutine that made
+	// the store call.
+	CompleteThen(id string, then func(error))
 }
 
 // Sender writes a copy to a retry or dead-letter topic and returns nil only after the broker acknowledged it
@@ -138,7 +141,14 @@ type message struct {
 	// provenanced is true when rec carries sidecar-* headers of its own (a retry copy or a replayed dead
 	// letter): those are the sidecar's bookkeeping and are not forwarded to the app.
 	provenanced bool
+	// finished, when set, lets a delivered record end without its goroutine waiting for the done mark:
+	// deliverLoop then returns errFinishing and finished is called once the mark is written.
+	finished func()
 }
+
+// errFinishing tells the caller of deliverLoop that the record was delivered and finishes on its own: its
+// message's finished is called once its done mark is written.
+var errFinishing = errors.New("delivered; finishing once the done mark is written")
 
 // NotBefore returns the time a retry record may be offered again; zero for source records. A malformed
 // header counts as "now": the record is delivered rather than stuck.
@@ -370,6 +380,10 @@ func (p *Pipeline) deliverLoop(ctx context.Context, m *message, first *handler.R
 		case handler.Success:
 			p.appBackoff.reset()
 			p.m.AppUp(true)
+			if m.finished != nil {
+				p.completeThen(ctx, m)
+				return errFinishing
+			}
 			p.complete(ctx, m)
 			p.m.Record(m.source, metrics.OutcomeDelivered)
 			return nil
@@ -449,7 +463,7 @@ func (p *Pipeline) complete(ctx context.Context, m *message) {
 			p.dedupBackoff.reset()
 			return
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, dedup.ErrClosed) {
 			p.log.Warn("done mark not written before shutdown; a redelivery of this ID would not be suppressed",
 				append(p.fields(m), zap.Error(err))...)
 			return
@@ -459,6 +473,27 @@ func (p *Pipeline) complete(ctx context.Context, m *message) {
 			return
 		}
 	}
+}
+
+// completeThen is complete for a delivered record whose goroutine does not wait: m.finished is called, with
+// the record counted as delivered, once the done mark is written, or once complete has waited out a store
+// outage on a goroutine of its own (the callback runs on the one making the store calls, which must not
+// block).
+func (p *Pipeline) completeThen(ctx context.Context, m *message) {
+	rec, id, source, finished := m.rec, m.id, m.source, m.finished
+	p.dedup.CompleteThen(id, func(err error) {
+		if err != nil {
+			go func() {
+				p.complete(ctx, &message{rec: rec, id: id, source: source})
+				p.m.Record(source, metrics.OutcomeDelivered)
+				finished()
+			}()
+			return
+		}
+		p.dedupBackoff.reset()
+		p.m.Record(source, metrics.OutcomeDelivered)
+		finished()
+	})
 }
 
 // release drops the lease so another attempt (here or on another member) can claim the ID at once. It uses

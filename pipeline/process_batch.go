@@ -2,7 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 
 	"github.com/kafka-sidecar/kafka-sidecar/consumer"
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
@@ -304,24 +304,23 @@ func batchContexts(jobs []consumer.Job) (anyEnded, allEnded context.Context, sto
 			seen = append(seen, j.Ctx)
 		}
 	}
-	var live sync.WaitGroup
-	live.Add(len(seen))
+	var live atomic.Int32
+	live.Store(int32(len(seen)))
+	ended := func() {
+		if live.Add(-1) == 0 {
+			cancelAll()
+		}
+	}
 	stops := make([]func() bool, 0, len(seen))
 	for _, c := range seen {
 		stops = append(stops, context.AfterFunc(c, func() {
 			cancelAny()
-			live.Done()
+			ended()
 		}))
 	}
-	go func() {
-		live.Wait()
-		cancelAll()
-	}()
 	return anyEnded, allEnded, func() {
 		for _, s := range stops {
-			if s() {
-				live.Done() // unregistered before it ran: it never will
-			}
+			s()
 		}
 		cancelAny()
 		cancelAll()

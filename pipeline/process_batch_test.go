@@ -270,3 +270,77 @@ func TestProcessBatchStoreOutage(t *testing.T) {
 		t.Errorf("batch requests %v after the claim failed, want none: the records finish alone", sizes)
 	}
 }
+
+// concurrencyApp answers every delivery after a short hold and remembers how many were under way at once.
+type concurrencyApp struct {
+	mu       sync.Mutex
+	now, max int
+	seen     map[string]int
+}
+
+func (a *concurrencyApp) Deliver(_ context.Context, d *handler.Delivery) handler.Result {
+	a.mu.Lock()
+	a.now++
+	a.max = max(a.max, a.now)
+	a.seen[d.ID]++
+	a.mu.Unlock()
+	time.Sleep(time.Millisecond) // the app's work, so that deliveries overlap; not synchronisation
+	a.mu.Lock()
+	a.now--
+	a.mu.Unlock()
+	return ok
+}
+
+// TestProcessBatchSingleMode runs a batch without a batch deliverer: each record goes in a request of its own,
+// no more than MaxDeliveries at once, and a record is reported done only once its done mark is written.
+func TestProcessBatchSingleMode(t *testing.T) {
+	app := &concurrencyApp{seen: map[string]int{}}
+	store := dedup.NewMemory(dedup.MemoryOptions{Owner: "me", Lease: time.Minute, TTL: time.Hour})
+	coal := dedup.NewCoalescer(store, 64)
+	t.Cleanup(coal.Close)
+	opts := testOpts(t)
+	opts.MaxDeliveries = 3
+	p := New(coal, app, &parkingLot{}, NewGate(nil), opts)
+	t.Cleanup(p.Close)
+
+	const n = 20
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = sourceRecord(fmt.Sprint("id-", i), int64(i))
+	}
+	var mu sync.Mutex
+	var notDone []string
+	r := newReports(t, n)
+	report := func(err error, idx ...int) {
+		for _, i := range idx {
+			id := fmt.Sprint("id-", i)
+			if st, cerr := store.Claim(context.Background(), []string{id}); err == nil && (cerr != nil || st[0] != dedup.Done) {
+				mu.Lock()
+				notDone = append(notDone, id)
+				mu.Unlock()
+			}
+		}
+		r.report(err, idx...)
+	}
+	p.ProcessBatch(jobsOf(context.Background(), recs...), report)
+	for i, err := range r.wait() {
+		if err != nil {
+			t.Fatalf("job %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notDone) > 0 {
+		t.Fatalf("reported done before their done marks were written: %v", notDone)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if app.max > 3 {
+		t.Fatalf("%d deliveries under way at once, want at most MaxDeliveries = 3", app.max)
+	}
+	for i := range n {
+		if c := app.seen[fmt.Sprint("id-", i)]; c != 1 {
+			t.Fatalf("id-%d delivered %d times, want 1", i, c)
+		}
+	}
+}

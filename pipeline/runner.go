@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -17,6 +18,18 @@ type aloneTask struct {
 	m      message
 	held   bool
 	finish func(ctx context.Context, m *message) error
+}
+
+// end returns what ends the task with err: leave the ID locally (when held), then report. It takes copies, so
+// it may run after the task's goroutine moved on (a delivered record ends when its done mark is written).
+func (t *aloneTask) end(p *Pipeline, err error) func() {
+	held, id, report, idx := t.held, t.m.id, t.report, t.idx
+	return func() {
+		if held {
+			p.leaveLocal(id)
+		}
+		report(err, idx)
+	}
 }
 
 // runner runs tasks on goroutines it keeps, so that a record finishing on its own pays neither for a new
@@ -49,11 +62,10 @@ func (r *runner) run(p *Pipeline, t aloneTask) {
 func (r *runner) loop(p *Pipeline, t aloneTask) {
 	defer r.wg.Done()
 	for {
-		err := t.finish(t.job.Ctx, &t.m)
-		if t.held {
-			p.leaveLocal(t.m.id)
+		t.m.finished = t.end(p, nil)
+		if err := t.finish(t.job.Ctx, &t.m); !errors.Is(err, errFinishing) {
+			t.end(p, err)()
 		}
-		t.report(err, t.idx)
 		t = aloneTask{} // nothing of the task may stay reachable while waiting
 		if r.idle.Add(1) > r.maxIdle {
 			r.idle.Add(-1)
