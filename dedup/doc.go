@@ -6,12 +6,13 @@
 //
 //   - Redis (NewRedis): the shared store for a group of sidecars, on a standalone, Sentinel or Cluster
 //     deployment. Each ID is one key, KeyPrefix+id, holding "L"+owner while leased and "D" once done; every
-//     batch is one pipelined round trip.
+//     batch is one script call (Apply does done marks, releases and claims together), one round trip.
 //   - Memory (NewMemory): the same semantics inside one process, for a single replica and for tests.
 //   - Off: no duplicate suppression at all; every Claim succeeds.
 //
-// A Coalescer sits in front of a Store on the hot path: it takes one ID per call from many goroutines and
-// groups concurrent calls into batches, so throughput scales with concurrency without delaying a lone call.
+// A Coalescer sits in front of a Store on the hot path: it takes calls for one ID or a few from many
+// goroutines, of all three kinds, and groups the concurrent ones into one Apply, so throughput scales with
+// concurrency without delaying a lone call.
 //
 // Errors: a store that cannot be reached returns errors matching ErrUnavailable (pause and try again; never a
 // reason to drop or skip a record); rejected credentials or certificates match ErrAuth (stop: retrying does not
