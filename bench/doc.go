@@ -5,7 +5,8 @@
 // for each mode, and prints one markdown table: records/s, CPU µs per record (utime+stime of the child from
 // /proc), peak RSS (VmHWM) and delivery latency p50/p99 (app arrival minus record timestamp, measured on a
 // paced tail produced after the backlog is done, so the figure is the pipeline's latency and not the age of the
-// backlog). In the same run it measures two baselines and prints the ratios against them:
+// backlog), and beside them redis-server's CPU and commands per record and how busy the run's processes kept
+// the machine's cores. In the same run it measures two baselines and prints the ratios against them:
 //
 //   - bare HTTP: a Go client posting the same bodies to the same app with the same concurrency, the ceiling a
 //     sidecar can approach;
