@@ -14,23 +14,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Processor finishes one record.
-//
-// Process is called concurrently from many goroutines, never twice at once for records the ordering mode keeps
-// apart. It returns nil once the record is done — delivered, parked durably in a retry or dead-letter topic, or
-// skipped as already done — and only then may the record's offset be committed. It returns an error when it
-// stopped without finishing, normally because ctx ended (the partition was revoked or the sidecar is stopping);
-// the record then stays undone and is delivered again by whoever consumes the partition next.
-type Processor interface {
-	Process(ctx context.Context, rec *kgo.Record) error
-}
-
-// ProcessorFunc adapts a function to Processor.
-type ProcessorFunc func(ctx context.Context, rec *kgo.Record) error
-
-// Process calls f.
-func (f ProcessorFunc) Process(ctx context.Context, rec *kgo.Record) error { return f(ctx, rec) }
-
 // Job is one record handed to a BatchProcessor, with the context of its partition's lane: it ends when the
 // partition is revoked (after the revoke timeout) or lost, or when the sidecar gives up draining.
 type Job struct {
@@ -38,12 +21,16 @@ type Job struct {
 	Rec *kgo.Record
 }
 
-// Report tells the consumer how jobs of a batch ended: err has the meaning of Processor.Process's result, and
-// idx are indexes into the batch's jobs.
+// Report tells the consumer how jobs of a batch ended; idx are indexes into the batch's jobs. nil means the
+// records are done — delivered, parked durably in a retry or dead-letter topic, or skipped as already done —
+// and only then may their offsets be committed. An error means the processor stopped without finishing,
+// normally because a job's context ended (its partition was revoked or the sidecar is stopping): the record
+// stays undone and is delivered again by whoever consumes the partition next. Should its partition still be
+// this member's, the record is offered again after a pause: a record is never skipped.
 type Report func(err error, idx ...int)
 
-// BatchProcessor finishes records many at a time, for a processor that does its work for a batch at once
-// (one request to the app, one round trip to the dedup store).
+// BatchProcessor finishes records, many at a time where it can (one request to the app, one round trip to
+// the dedup store for a batch).
 //
 // ProcessBatch is called from several goroutines at once, with batches the ordering mode allows in flight
 // together. It must call report exactly once for every job, for one job or many per call, from any goroutine,
@@ -72,9 +59,8 @@ type Options struct {
 	Ordering Ordering
 	// MaxInFlight bounds the records being processed at once.
 	MaxInFlight int
-	// Batch, when set, processes records in batches of up to BatchMaxRecords instead of one by one with the
-	// Processor; a batch waits up to BatchMaxWait to fill.
-	Batch           BatchProcessor
+	// BatchMaxRecords bounds the records of one batch (1 when not positive); a batch waits up to BatchMaxWait
+	// to fill.
 	BatchMaxRecords int
 	BatchMaxWait    time.Duration
 	// MaxBufferedRecords and MaxBufferedBytes bound the records fetched and not done; polling waits above them.
@@ -96,11 +82,11 @@ type Options struct {
 	OnCommit func(committed int, err error)
 }
 
-// Consumer is a group member that hands every fetched record to a Processor under the ordering mode and commits
-// only positions below which every record is done.
+// Consumer is a group member that hands every fetched record to a BatchProcessor under the ordering mode and
+// commits only positions below which every record is done.
 type Consumer struct {
 	opts  Options
-	proc  Processor
+	proc  BatchProcessor
 	log   *zap.Logger
 	cl    *kgo.Client
 	sched *scheduler
@@ -124,7 +110,7 @@ type Consumer struct {
 var ErrFatal = errors.New("fatal consumer error")
 
 // New builds a Consumer; it connects lazily when Run starts.
-func New(proc Processor, opts Options) (*Consumer, error) {
+func New(proc BatchProcessor, opts Options) (*Consumer, error) {
 	if len(opts.Topics) == 0 || opts.Group == "" {
 		return nil, errors.New("consumer needs topics and a group")
 	}
@@ -152,9 +138,7 @@ func New(proc Processor, opts Options) (*Consumer, error) {
 		log:   opts.Logger,
 		sched: newScheduler(opts.Ordering, opts.MaxBufferedRecords, opts.MaxBufferedBytes, opts.NotBefore),
 	}
-	if opts.Batch != nil {
-		c.sched.maxInFlight = opts.MaxInFlight
-	}
+	c.sched.maxInFlight = opts.MaxInFlight
 	c.workCtx, c.workCancel = context.WithCancel(context.Background())
 
 	start := kgo.NewOffset().AtStart()
@@ -232,16 +216,12 @@ func (c *Consumer) failure() error {
 // is done, and leaves the group. It returns nil after a clean shutdown.
 func (c *Consumer) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
-	work, n := c.work, c.opts.MaxInFlight
-	if c.opts.Batch != nil {
-		// Enough batch workers to keep the in-flight cap busy with full batches.
-		work, n = c.workBatches, (c.opts.MaxInFlight+c.opts.BatchMaxRecords-1)/c.opts.BatchMaxRecords
-	}
-	for range n {
+	// Enough workers to keep the in-flight cap busy with full batches.
+	for range (c.opts.MaxInFlight + c.opts.BatchMaxRecords - 1) / c.opts.BatchMaxRecords {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			work()
+			c.work()
 		}()
 	}
 	var loops sync.WaitGroup
@@ -328,25 +308,6 @@ func (c *Consumer) poll(ctx context.Context) error {
 	}
 }
 
-// work runs records until the scheduler stops.
-func (c *Consumer) work() {
-	for {
-		it, ok := c.sched.next(context.Background())
-		if !ok {
-			return
-		}
-		err := c.proc.Process(it.lane.ctx, it.rec)
-		switch {
-		case err == nil:
-			c.sched.finish(it, true)
-		case it.lane.ctx.Err() != nil:
-			c.sched.finish(it, false)
-		default:
-			c.retryLater(it, err)
-		}
-	}
-}
-
 // retryLater offers again, after a pause, a record whose processor gave up while its partition lives on: a
 // record is never skipped.
 func (c *Consumer) retryLater(it *item, err error) {
@@ -356,10 +317,10 @@ func (c *Consumer) retryLater(it *item, err error) {
 	c.sched.retryLater(it, time.Second)
 }
 
-// workBatches hands batches to the BatchProcessor until the scheduler stops.
-func (c *Consumer) workBatches() {
+// work hands batches to the BatchProcessor until the scheduler stops.
+func (c *Consumer) work() {
 	for {
-		items, ok := c.sched.nextBatch(c.opts.BatchMaxRecords, c.opts.BatchMaxWait)
+		items, ok := c.sched.nextBatch(context.Background(), c.opts.BatchMaxRecords, c.opts.BatchMaxWait)
 		if !ok {
 			return
 		}
@@ -368,7 +329,7 @@ func (c *Consumer) workBatches() {
 			jobs[i] = Job{Ctx: it.lane.ctx, Rec: it.rec}
 		}
 		c.pending.Add(len(items))
-		c.opts.Batch.ProcessBatch(jobs, c.reporter(items))
+		c.proc.ProcessBatch(jobs, c.reporter(items))
 	}
 }
 

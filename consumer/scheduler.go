@@ -93,7 +93,7 @@ type scheduler struct {
 
 	maxRecords int
 	maxBytes   int64
-	// maxInFlight caps the records in flight for nextBatch (0: no cap; next relies on its worker count).
+	// maxInFlight caps the records in flight (0: no cap).
 	maxInFlight int
 	buffered    int
 	bytes       int64
@@ -248,32 +248,6 @@ func (s *scheduler) fireTimers() {
 	s.signalWork(woke)
 }
 
-// next blocks until a record may start and returns it, counted as in flight; ok is false when the scheduler
-// stopped or ctx ended.
-func (s *scheduler) next(ctx context.Context) (*item, bool) {
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() {
-			s.mu.Lock()
-			s.work.Broadcast()
-			s.mu.Unlock()
-		})
-		defer stop()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for {
-		if s.stopped || ctx.Err() != nil {
-			return nil, false
-		}
-		if it, ok := s.takeOne(); ok {
-			return it, true
-		}
-		s.idle++
-		s.work.Wait()
-		s.idle--
-	}
-}
-
 // takeOne pops the next ready item of a live lane and counts it as in flight. Caller holds mu.
 func (s *scheduler) takeOne() (*item, bool) {
 	for {
@@ -292,10 +266,18 @@ func (s *scheduler) takeOne() (*item, bool) {
 }
 
 // nextBatch blocks until records may start and the in-flight cap leaves room, then returns up to max of them,
-// counted as in flight; ok is false when the scheduler stopped. While fewer than max are ready (and the cap
-// leaves room for more), it waits up to linger from the first ready record for the batch to fill. Ready
-// records stay in the queue while it waits, so another worker may take them first.
-func (s *scheduler) nextBatch(max int, linger time.Duration) ([]*item, bool) {
+// counted as in flight; ok is false when the scheduler stopped or ctx ended. While fewer than max are ready
+// (and the cap leaves room for more), it waits up to linger from the first ready record for the batch to fill.
+// Ready records stay in the queue while it waits, so another worker may take them first.
+func (s *scheduler) nextBatch(ctx context.Context, max int, linger time.Duration) ([]*item, bool) {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			s.mu.Lock()
+			s.work.Broadcast()
+			s.mu.Unlock()
+		})
+		defer stop()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var deadline time.Time
@@ -306,7 +288,7 @@ func (s *scheduler) nextBatch(max int, linger time.Duration) ([]*item, bool) {
 		}
 	}()
 	for {
-		if s.stopped {
+		if s.stopped || ctx.Err() != nil {
 			return nil, false
 		}
 		room := max

@@ -23,6 +23,15 @@ func records(topic string, partition int32, from int64, keys []string) []*kgo.Re
 	return out
 }
 
+// next takes one record, as a worker with batches of one does.
+func next(s *scheduler, ctx context.Context) (*item, bool) {
+	batch, ok := s.nextBatch(ctx, 1, 0)
+	if !ok {
+		return nil, false
+	}
+	return batch[0], true
+}
+
 // runScheduler drains s with workers that finish records after random delays and reports, per record, the
 // order in which records started and the peak number in flight per order key.
 func runScheduler(t *testing.T, s *scheduler, total, workers int, seed uint64) (starts []*kgo.Record, violations []string) {
@@ -39,7 +48,7 @@ func runScheduler(t *testing.T, s *scheduler, total, workers int, seed uint64) (
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for {
-				it, ok := s.next(ctx)
+				it, ok := next(s, ctx)
 				if !ok {
 					return
 				}
@@ -148,7 +157,7 @@ func TestUnorderedRunsEverythingAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for i := range 3 {
-		if _, ok := s.next(ctx); !ok {
+		if _, ok := next(s, ctx); !ok {
 			t.Fatalf("record %d of the same key did not start while others were in flight", i)
 		}
 	}
@@ -164,7 +173,7 @@ func TestNotBeforeHoldsRecordAndPausesPartition(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	it, ok := s.next(ctx)
+	it, ok := next(s, ctx)
 	if !ok {
 		t.Fatal("the held record never became ready")
 	}
@@ -186,7 +195,7 @@ func TestBufferCapBlocksPolling(t *testing.T) {
 	if _, ok := s.waitForSpace(ctx); ok {
 		t.Fatal("polling must wait while the buffer is full")
 	}
-	it, _ := s.next(context.Background())
+	it, _ := next(s, context.Background())
 	s.finish(it, true)
 	n, ok := s.waitForSpace(context.Background())
 	if !ok || n != 1 {
@@ -198,7 +207,7 @@ func TestRevokeDropsWaitingRecords(t *testing.T) {
 	s := newScheduler(ByPartition, 100, 1<<30, nil)
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
 	s.add("t", 0, records("t", 0, 0, []string{"", "", ""}), -1)
-	it, _ := s.next(context.Background())
+	it, _ := next(s, context.Background())
 	lanes := s.revoke(map[string][]int32{"t": {0}})
 	if len(lanes) != 1 {
 		t.Fatalf("revoke returned %d lanes, want 1", len(lanes))
@@ -277,7 +286,7 @@ func TestKeyOrderingPropertyInBatches(t *testing.T) {
 				defer wg.Done()
 				wrng := rand.New(rand.NewPCG(seed, uint64(w)))
 				for {
-					batch, ok := s.nextBatch(16, 0)
+					batch, ok := s.nextBatch(context.Background(), 16, 0)
 					if !ok {
 						return
 					}
@@ -356,7 +365,7 @@ func TestNextBatchLingersForAFullBatch(t *testing.T) {
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
 
 	s.add("t", 0, records("t", 0, 0, []string{"a", "b", "c"}), -1)
-	full, ok := s.nextBatch(3, time.Hour)
+	full, ok := s.nextBatch(context.Background(), 3, time.Hour)
 	if !ok || len(full) != 3 {
 		t.Fatalf("a full batch: %d records, ok %v; want 3 at once although the linger is an hour", len(full), ok)
 	}
@@ -367,7 +376,7 @@ func TestNextBatchLingersForAFullBatch(t *testing.T) {
 	start := time.Now()
 	got := make(chan []*item, 1)
 	go func() {
-		b, _ := s.nextBatch(3, linger)
+		b, _ := s.nextBatch(context.Background(), 3, linger)
 		got <- b
 	}()
 	// A record arriving while the batch waits joins it. The worker counts as idle while it waits.
@@ -392,14 +401,14 @@ func TestNextBatchHonoursInFlightCap(t *testing.T) {
 	s.maxInFlight = 5
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
 	s.add("t", 0, records("t", 0, 0, make([]string, 12)), -1)
-	first, _ := s.nextBatch(4, 0)
-	second, _ := s.nextBatch(4, 0)
+	first, _ := s.nextBatch(context.Background(), 4, 0)
+	second, _ := s.nextBatch(context.Background(), 4, 0)
 	if len(first) != 4 || len(second) != 1 {
 		t.Fatalf("took %d then %d records, want 4 then 1 under a cap of 5", len(first), len(second))
 	}
 	got := make(chan []*item, 1)
 	go func() {
-		b, _ := s.nextBatch(4, 0)
+		b, _ := s.nextBatch(context.Background(), 4, 0)
 		got <- b
 	}()
 	waitIdle(t, s, 1)

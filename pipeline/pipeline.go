@@ -76,7 +76,7 @@ type Options struct {
 
 // Pipeline finishes records: claim the message ID, deliver to the app, and route the answer — complete on
 // success, retry in place, park in a retry tier or the dead-letter topic — so that Process returns nil only
-// for a record that is done. It implements consumer.Processor.
+// for a record that is done. It implements consumer.BatchProcessor.
 type Pipeline struct {
 	opts    Options
 	dedup   Deduper
@@ -220,7 +220,9 @@ func (p *Pipeline) fields(m *message) []zap.Field {
 	}
 }
 
-// Process finishes one record; see consumer.Processor. It returns nil only when the record is done.
+// Process finishes one record on the calling goroutine. It returns nil only when the record is done; an error
+// (normally ctx's, when the partition was revoked or the sidecar is stopping) means the record stays undone,
+// as consumer.Report describes.
 func (p *Pipeline) Process(ctx context.Context, rec *kgo.Record) error {
 	m := p.decode(rec)
 	if err := p.enterLocal(ctx, m.id); err != nil {

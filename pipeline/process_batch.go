@@ -18,13 +18,15 @@ type batchEntry struct {
 	m   message
 }
 
-// ProcessBatch implements consumer.BatchProcessor. A batch costs one claim round trip to the dedup store; in
-// batch delivery mode (Options.Batch) also one request to the app per source topic (the app URL may name the
-// topic) and one round trip for the done marks, whatever its size. In single delivery mode each claimed record
-// then goes to the app in a request of its own, on a goroutine of its own, so that claims are made ahead of
-// deliveries and in bulk while the deliveries under way stay within MaxDeliveries. The records a batch cannot finish at once go on alone, each on a goroutine of its own,
-// exactly as Process would finish them from that point: an ID another record of this sidecar holds, another
-// member's lease, a record over the size limit, a failed delivery (retried in place, parked in a retry tier or
+// ProcessBatch implements consumer.BatchProcessor. A batch costs one claim round trip to the dedup store. In
+// batch delivery mode (Options.Batch) the claimed records then go to the app in one request per source topic
+// (the app URL may name the topic) and their done marks to the store in one round trip, whatever the batch's
+// size. In single delivery mode each claimed record goes to the app in a request of its own, so that claims
+// are made ahead of deliveries and in bulk while the deliveries under way stay within MaxDeliveries.
+//
+// The records a batch cannot finish at once go on alone, each on a goroutine of the runner's, exactly as
+// Process would finish them from that point: an ID another record of this sidecar holds, another member's
+// lease, a record over the size limit, a failed delivery (retried in place, parked in a retry tier or
 // dead-lettered), a store outage, or the end of a job's context.
 func (p *Pipeline) ProcessBatch(jobs []consumer.Job, report consumer.Report) {
 	b := &batchRun{p: p, jobs: jobs, report: report}
@@ -72,8 +74,8 @@ func (p *Pipeline) processHeld(ctx context.Context, m *message) error {
 	return p.Process(ctx, m.rec)
 }
 
-// goAlone finishes one job on a goroutine of its own with finish, under the job's own context, then leaves the
-// ID locally (when held) and reports the job.
+// goAlone finishes one job with finish on a goroutine of the runner's, under the job's own context, then
+// leaves the ID locally (when held) and reports the job.
 func (p *Pipeline) goAlone(job consumer.Job, i int, report consumer.Report, m message, held bool,
 	finish func(ctx context.Context, m *message) error) {
 	p.runner.run(p, aloneTask{job: job, idx: i, report: report, m: m, held: held, finish: finish})
