@@ -15,7 +15,7 @@ import (
 // A batch never holds more records than are in flight, so SIDECAR_MAX_IN_FLIGHT should be at least
 // SIDECAR_BATCH_MAX_RECORDS (several times it, to keep a batch in the making while one is under way).
 type Batcher struct {
-	bd       handler.BatchDeliverer
+	bd       handler.Deliverer
 	max      int
 	wait     time.Duration
 	mu       sync.Mutex
@@ -31,13 +31,19 @@ type batch struct {
 }
 
 // NewBatcher wraps bd. maxRecords below 1 counts as 1.
-func NewBatcher(bd handler.BatchDeliverer, maxRecords int, maxWait time.Duration) *Batcher {
+func NewBatcher(bd handler.Deliverer, maxRecords int, maxWait time.Duration) *Batcher {
 	return &Batcher{bd: bd, max: max(maxRecords, 1), wait: maxWait}
 }
 
-// Deliver adds d to the open batch and waits for the batch's answer. When ctx ends first it returns at once;
-// the caller sees ctx.Err() and treats the record as not delivered.
-func (b *Batcher) Deliver(ctx context.Context, d *handler.Delivery) handler.Result {
+// Deliver adds each of ds to the open batch in turn and waits for its answer. When ctx ends first it returns
+// at once; the caller sees ctx.Err() and treats the records as not delivered.
+func (b *Batcher) Deliver(ctx context.Context, ds []*handler.Delivery, results []handler.Result) {
+	for i, d := range ds {
+		results[i] = b.deliver(ctx, d)
+	}
+}
+
+func (b *Batcher) deliver(ctx context.Context, d *handler.Delivery) handler.Result {
 	b.mu.Lock()
 	bt := b.open
 	if bt == nil {
@@ -80,7 +86,8 @@ func (b *Batcher) send(bt *batch) {
 	b.mu.Unlock()
 	// The batch's records belong to many callers: no single caller's context may cancel it. The deliverer's
 	// own timeout bounds it.
-	bt.results = b.bd.DeliverBatch(context.Background(), ds)
+	bt.results = make([]handler.Result, len(ds))
+	b.bd.Deliver(context.Background(), ds, bt.results)
 	close(bt.done)
 }
 

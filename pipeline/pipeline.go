@@ -59,7 +59,7 @@ type Options struct {
 	// Batch, when set, is the deliverer ProcessBatch sends whole batches to (the Deliverer given to New then
 	// serves the records a batch leaves to finish alone, such as retries). Without it, ProcessBatch claims a
 	// batch in one round trip and delivers its records one by one, concurrently.
-	Batch handler.BatchDeliverer
+	Batch handler.Deliverer
 	// MaxDeliveries bounds the deliveries to the app under way at once (0: no bound beyond the callers').
 	MaxDeliveries int
 	// MaxRecordBytes sends larger records to the dead-letter topic without delivering them (0: no limit).
@@ -370,7 +370,7 @@ func (p *Pipeline) deliverLoop(ctx context.Context, m *message, first *handler.R
 				p.release(m)
 				return err
 			}
-			res = p.deliver.Deliver(ctx, &d)
+			res = deliverOne(ctx, p.deliver, &d)
 			p.giveSlot()
 			if ctx.Err() != nil {
 				p.release(m)
@@ -562,6 +562,13 @@ func (p *Pipeline) Close() { p.runner.Close() }
 
 // Gate returns the gate that pauses delivery, for readiness reporting.
 func (p *Pipeline) Gate() *Gate { return p.gate }
+
+// deliverOne hands one record to d.
+func deliverOne(ctx context.Context, d handler.Deliverer, one *handler.Delivery) handler.Result {
+	var res [1]handler.Result
+	d.Deliver(ctx, []*handler.Delivery{one}, res[:])
+	return res[0]
+}
 
 func recordBytes(r *kgo.Record) int64 {
 	n := len(r.Key) + len(r.Value)

@@ -22,7 +22,13 @@ type scriptedApp struct {
 	unknown handler.Result
 }
 
-func (a *scriptedApp) Deliver(_ context.Context, d *handler.Delivery) handler.Result {
+func (a *scriptedApp) Deliver(_ context.Context, ds []*handler.Delivery, results []handler.Result) {
+	for i, d := range ds {
+		results[i] = a.answer(d)
+	}
+}
+
+func (a *scriptedApp) answer(d *handler.Delivery) handler.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cp := *d

@@ -182,7 +182,8 @@ func (b *batchRun) deliverTopic(entries []batchEntry) []batchEntry {
 			b.alone(entries, func(ctx context.Context, m *message) error { return p.deliverClaimed(ctx, m, nil) })
 			return nil
 		}
-		results = p.opts.Batch.DeliverBatch(b.ctx, ds)
+		results = make([]handler.Result, len(ds))
+		p.opts.Batch.Deliver(b.ctx, ds, results)
 		if b.ctx.Err() != nil {
 			// Cancelled: this attempt does not count; each record finishes (or stops) under its own context.
 			b.alone(entries, func(ctx context.Context, m *message) error { return p.deliverClaimed(ctx, m, nil) })

@@ -22,15 +22,11 @@ type batchApp struct {
 	sizes []int
 }
 
-func (a *batchApp) DeliverBatch(ctx context.Context, ds []*handler.Delivery) []handler.Result {
+func (a *batchApp) Deliver(ctx context.Context, ds []*handler.Delivery, results []handler.Result) {
 	a.mu.Lock()
 	a.sizes = append(a.sizes, len(ds))
 	a.mu.Unlock()
-	out := make([]handler.Result, len(ds))
-	for i, d := range ds {
-		out[i] = a.Deliver(ctx, d)
-	}
-	return out
+	a.scriptedApp.Deliver(ctx, ds, results)
 }
 
 func (a *batchApp) batchSizes() []int {
@@ -278,7 +274,13 @@ type concurrencyApp struct {
 	seen     map[string]int
 }
 
-func (a *concurrencyApp) Deliver(_ context.Context, d *handler.Delivery) handler.Result {
+func (a *concurrencyApp) Deliver(_ context.Context, ds []*handler.Delivery, results []handler.Result) {
+	for i, d := range ds {
+		results[i] = a.answer(d)
+	}
+}
+
+func (a *concurrencyApp) answer(d *handler.Delivery) handler.Result {
 	a.mu.Lock()
 	a.now++
 	a.max = max(a.max, a.now)

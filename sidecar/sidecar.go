@@ -18,6 +18,7 @@ import (
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/doctor"
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
+	"github.com/kafka-sidecar/kafka-sidecar/handler/httpapp"
 	"github.com/kafka-sidecar/kafka-sidecar/metrics"
 	"github.com/kafka-sidecar/kafka-sidecar/pipeline"
 	"github.com/kafka-sidecar/kafka-sidecar/retry"
@@ -44,10 +45,10 @@ type Sidecar struct {
 	redis    redis.UniversalClient
 	producer *kgo.Client
 	admin    *kadm.Client
-	http     *handler.HTTP
+	http     *httpapp.Deliverer
 	// probe checks the app's health URL (a TCP connect without one); appProbe always checks the app URL.
-	probe    *handler.Probe
-	appProbe *handler.Probe
+	probe    *httpapp.Probe
+	appProbe *httpapp.Probe
 	stopping chan struct{}
 	stopOnce sync.Once
 
@@ -108,13 +109,14 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	if err != nil {
 		return nil, err
 	}
-	s.http, err = handler.NewHTTP(handler.HTTPOptions{
+	s.http, err = httpapp.New(httpapp.Options{
 		URL:              cfg.AppURL,
 		Timeout:          cfg.AppTimeout,
 		MaxResponseBytes: cfg.AppMaxResponseBytes,
 		AuthTokenFile:    cfg.AppAuthTokenFile,
 		TLS:              appTLS,
 		MaxConns:         cfg.MaxInFlight,
+		Batch:            cfg.Delivery == config.DeliveryBatch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the app client: %w", err)
@@ -140,7 +142,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	s.gate = pipeline.NewGate(s.metrics.Paused)
 
 	var deliverer handler.Deliverer = s.http
-	var batchDeliverer handler.BatchDeliverer
+	var batchDeliverer handler.Deliverer
 	maxDeliveries := cfg.MaxInFlight
 	if cfg.Delivery == config.DeliveryBatch {
 		// Batches go to the app whole; records that go on alone (retries) gather into batches of their own.
@@ -410,7 +412,7 @@ func Audit(ctx context.Context, cfg *config.Config, log *zap.Logger) (doctor.Rep
 		}
 		defer func() { _ = s.redis.Close() }()
 	}
-	h, err := handler.NewHTTP(handler.HTTPOptions{URL: cfg.AppURL, Timeout: cfg.AppTimeout})
+	h, err := httpapp.New(httpapp.Options{URL: cfg.AppURL, Timeout: cfg.AppTimeout})
 	if err != nil {
 		return doctor.Report{}, fmt.Errorf("building the app client: %w", err)
 	}
@@ -420,12 +422,12 @@ func Audit(ctx context.Context, cfg *config.Config, log *zap.Logger) (doctor.Rep
 	return s.Doctor(ctx), nil
 }
 
-func (s *Sidecar) buildProbes(h *handler.HTTP) error {
+func (s *Sidecar) buildProbes(h *httpapp.Deliverer) error {
 	var err error
-	if s.probe, err = handler.NewProbe(s.cfg.AppURL, s.cfg.AppHealthURL, h.Client()); err != nil {
+	if s.probe, err = httpapp.NewProbe(s.cfg.AppURL, s.cfg.AppHealthURL, h.Client()); err != nil {
 		return fmt.Errorf("building the app probe: %w", err)
 	}
-	if s.appProbe, err = handler.NewProbe(s.cfg.AppURL, "", h.Client()); err != nil {
+	if s.appProbe, err = httpapp.NewProbe(s.cfg.AppURL, "", h.Client()); err != nil {
 		return fmt.Errorf("building the app probe: %w", err)
 	}
 	return nil

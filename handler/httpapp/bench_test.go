@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"bufio"
@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // benchDelivery is a typical record: a 1 KiB JSON value, a key, and a few headers including trace context.
-func benchDelivery() *Delivery {
+func benchDelivery() *handler.Delivery {
 	d := sampleDelivery()
 	d.Value = []byte(`{"order":12345,"note":"` + strings.Repeat("x", 1000) + `"}`)
 	d.Headers = append(d.Headers,
@@ -29,7 +30,7 @@ func benchDelivery() *Delivery {
 }
 
 func BenchmarkAppendRequest(b *testing.B) {
-	h := newTestHTTP(b, HTTPOptions{URL: "http://127.0.0.1:8080/in/{topic}"})
+	h := newTestHTTP(b, Options{URL: "http://127.0.0.1:8080/in/{topic}"})
 	d := benchDelivery()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -57,26 +58,26 @@ func BenchmarkDeliver(b *testing.B) { benchDeliver(b, benchServer(b).URL) }
 
 // benchDeliver delivers one typical record after another to the app at appURL.
 func benchDeliver(b *testing.B, appURL string) {
-	h := newTestHTTP(b, HTTPOptions{URL: appURL + "/in/{topic}"})
+	h := newTestHTTP(b, Options{URL: appURL + "/in/{topic}"})
 	d := benchDelivery()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := h.Deliver(ctx, d); res.Outcome != Success {
+		if res := h.DeliverOne(ctx, d); res.Outcome != handler.Success {
 			b.Fatalf("Deliver = %+v", res)
 		}
 	}
 }
 
 func BenchmarkDeliverParallel(b *testing.B) {
-	h := newTestHTTP(b, HTTPOptions{URL: benchServer(b).URL + "/in/{topic}", MaxConns: 64})
+	h := newTestHTTP(b, Options{URL: benchServer(b).URL + "/in/{topic}", MaxConns: 64})
 	d := benchDelivery()
 	b.SetParallelism(32) // 32 × GOMAXPROCS deliveries in flight, as with SIDECAR_MAX_IN_FLIGHT=64 on 2 cores
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			if res := h.Deliver(ctx, d); res.Outcome != Success {
+			if res := h.DeliverOne(ctx, d); res.Outcome != handler.Success {
 				b.Errorf("Deliver = %+v", res)
 				return
 			}
@@ -119,7 +120,7 @@ func serveMinimal(c net.Conn, br *bufio.Reader) {
 func BenchmarkDeliverMinimalApp(b *testing.B) { benchDeliver(b, minimalApp(b)) }
 
 func BenchmarkDeliverMinimalAppParallel(b *testing.B) {
-	h := newTestHTTP(b, HTTPOptions{URL: minimalApp(b) + "/in/{topic}", MaxConns: 64})
+	h := newTestHTTP(b, Options{URL: minimalApp(b) + "/in/{topic}", MaxConns: 64})
 	d := benchDelivery()
 	b.SetParallelism(32) // as in BenchmarkDeliverParallel
 	b.ReportAllocs()
@@ -127,7 +128,7 @@ func BenchmarkDeliverMinimalAppParallel(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background()) // a context that can end, as the sidecar's
 		defer cancel()
 		for pb.Next() {
-			if res := h.Deliver(ctx, d); res.Outcome != Success {
+			if res := h.DeliverOne(ctx, d); res.Outcome != handler.Success {
 				b.Errorf("Deliver = %+v", res)
 				return
 			}
@@ -141,12 +142,12 @@ func BenchmarkDeliverFailure(b *testing.B) {
 		http.Error(w, "database unavailable: connection pool exhausted", http.StatusInternalServerError)
 	}))
 	b.Cleanup(srv.Close)
-	h := newTestHTTP(b, HTTPOptions{URL: srv.URL})
+	h := newTestHTTP(b, Options{URL: srv.URL})
 	d := benchDelivery()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := h.Deliver(ctx, d); res.Outcome != Retryable {
+		if res := h.DeliverOne(ctx, d); res.Outcome != handler.Retryable {
 			b.Fatalf("Deliver = %+v", res)
 		}
 	}
@@ -155,7 +156,7 @@ func BenchmarkDeliverFailure(b *testing.B) {
 func BenchmarkEncodeBatch(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			ds := make([]*Delivery, n)
+			ds := make([]*handler.Delivery, n)
 			for i := range ds {
 				ds[i] = benchDelivery()
 				ds[i].Value = []byte(`{"order":12345,"total":12.5,"items":[{"sku":"A-1","qty":2}]}`)
@@ -174,8 +175,8 @@ func BenchmarkDeliverBatch(b *testing.B) {
 		_, _ = io.WriteString(w, `{"results":[{"id":"orders/3/42","status":200}]}`) // a client that went away fails on its side
 	}))
 	b.Cleanup(srv.Close)
-	h := newTestHTTP(b, HTTPOptions{URL: srv.URL})
-	ds := make([]*Delivery, 100)
+	h := newTestHTTP(b, Options{URL: srv.URL})
+	ds := make([]*handler.Delivery, 100)
 	for i := range ds {
 		ds[i] = benchDelivery()
 		ds[i].ID = fmt.Sprintf("orders/3/%d", i)
@@ -183,7 +184,7 @@ func BenchmarkDeliverBatch(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := h.DeliverBatch(ctx, ds); res[0].Outcome != Success {
+		if res := h.DeliverBatch(ctx, ds); res[0].Outcome != handler.Success {
 			b.Fatalf("DeliverBatch = %+v", res[0])
 		}
 	}

@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 )
@@ -81,33 +82,33 @@ func receive(t *testing.T, ch <-chan captured) captured {
 }
 
 // newTestHTTP builds a deliverer and closes its idle connections when the test ends, so no goroutine leaks.
-func newTestHTTP(t testing.TB, opts HTTPOptions) *HTTP {
+func newTestHTTP(t testing.TB, opts Options) *Deliverer {
 	t.Helper()
-	h, err := NewHTTP(opts)
+	h, err := New(opts)
 	if err != nil {
-		t.Fatalf("NewHTTP(%+v): %v", opts, err)
+		t.Fatalf("New(%+v): %v", opts, err)
 	}
 	t.Cleanup(h.CloseIdleConnections)
 	return h
 }
 
 // deliverWithin runs Deliver and fails the test when it does not return within waitLimit.
-func deliverWithin(t *testing.T, ctx context.Context, h *HTTP, d *Delivery) Result {
+func deliverWithin(t *testing.T, ctx context.Context, h *Deliverer, d *handler.Delivery) handler.Result {
 	t.Helper()
-	done := make(chan Result, 1)
-	go func() { done <- h.Deliver(ctx, d) }()
+	done := make(chan handler.Result, 1)
+	go func() { done <- h.DeliverOne(ctx, d) }()
 	select {
 	case res := <-done:
 		return res
 	case <-time.After(waitLimit):
 		t.Fatalf("Deliver did not return within %v", waitLimit)
-		return Result{}
+		return handler.Result{}
 	}
 }
 
 // sampleDelivery is a typical record.
-func sampleDelivery() *Delivery {
-	return &Delivery{
+func sampleDelivery() *handler.Delivery {
+	return &handler.Delivery{
 		ID:        "orders/3/42",
 		Topic:     "orders",
 		Partition: 3,
@@ -133,7 +134,7 @@ func discardBody(r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }
 const readSlack = 512 + answerReadBuffer
 
 // countReads makes h count the bytes read from every connection it opens from now on.
-func countReads(h *HTTP) *atomic.Int64 {
+func countReads(h *Deliverer) *atomic.Int64 {
 	var n atomic.Int64
 	h.pool.wrapConn = func(c net.Conn) net.Conn { return &countingConn{Conn: c, n: &n} }
 	return &n

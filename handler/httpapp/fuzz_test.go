@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -41,7 +42,7 @@ func FuzzAppendRequest(f *testing.F) {
 	f.Add("\xff\xfe", "\tt ", []byte("\x7f"), false, "dup", []byte(" \ta\t "), "DUP", []byte("b"), []byte("x"))
 	f.Add("k", "t", []byte("k"), false, "x:y", []byte("é"), "a\x00", []byte("v"), []byte("x"))
 
-	h, err := NewHTTP(HTTPOptions{URL: "http://127.0.0.1:8080/in/{topic}"})
+	h, err := New(Options{URL: "http://127.0.0.1:8080/in/{topic}"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func FuzzAppendRequest(f *testing.F) {
 		} else if key == nil {
 			key = []byte{}
 		}
-		d := &Delivery{
+		d := &handler.Delivery{
 			ID: id, Topic: topic, Partition: 5, Offset: -1, Timestamp: time.UnixMilli(-1), Key: key, Value: value, Attempt: 3,
 			Headers: []kgo.RecordHeader{{Key: n1, Value: v1}, {Key: n2, Value: v2}},
 		}
@@ -177,19 +178,19 @@ func FuzzBatchResponse(f *testing.F) {
 		for i := range ids {
 			ids[i] = strconv.Itoa(i % 3) // some ids repeat, as a batch might
 		}
-		results := make([]Result, len(ids))
+		results := make([]handler.Result, len(ids))
 		decodeBatchAnswer(results, ids, status, action, retryAfter, body, complete, now)
 		if len(results) != len(ids) {
 			t.Fatalf("%d results for %d records", len(results), len(ids))
 		}
 		for i, r := range results {
-			if r.Outcome > AppUnavailable {
+			if r.Outcome > handler.AppUnavailable {
 				t.Errorf("record %d: unknown outcome %d", i, r.Outcome)
 			}
 			if r.Status != status && (r.Status < 100 || r.Status > 999) {
 				t.Errorf("record %d: status %d is neither the answer's nor a valid code", i, r.Status)
 			}
-			if (r.Reason == "") != (r.Outcome == Success) {
+			if (r.Reason == "") != (r.Outcome == handler.Success) {
 				t.Errorf("record %d: outcome %v with reason %q", i, r.Outcome, r.Reason)
 			}
 			if !utf8.ValidString(r.Reason) || strings.ContainsAny(r.Reason, "\r\n\x00") || len(r.Reason) > 300 {
@@ -235,11 +236,11 @@ func FuzzEncodeBatch(f *testing.F) {
 		} else if key == nil {
 			key = []byte{}
 		}
-		d := &Delivery{ID: id, Topic: "orders", Key: key, Value: value, Attempt: 1, Headers: []kgo.RecordHeader{{Key: hk, Value: hv}}}
+		d := &handler.Delivery{ID: id, Topic: "orders", Key: key, Value: value, Attempt: 1, Headers: []kgo.RecordHeader{{Key: hk, Value: hv}}}
 		if ct != "" {
 			d.Headers = append(d.Headers, kgo.RecordHeader{Key: "content-type", Value: []byte(ct)})
 		}
-		body, ids := encodeBatch([]*Delivery{d, d})
+		body, ids := encodeBatch([]*handler.Delivery{d, d})
 		if !json.Valid(body) {
 			t.Fatalf("body is not valid JSON: %q", body)
 		}

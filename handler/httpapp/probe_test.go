@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 )
 
 // closedAddr returns a 127.0.0.1 address where nothing listens.
@@ -103,7 +105,7 @@ func TestProbeUsesTheDelivererClient(t *testing.T) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the rejected handshake below is expected
 	srv.StartTLS()
 	defer srv.Close()
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig})
+	h := newTestHTTP(t, Options{URL: srv.URL, TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig})
 	p, err := NewProbe(srv.URL, srv.URL+"/healthz", h.Client())
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +122,7 @@ func TestProbeUsesTheDelivererClient(t *testing.T) {
 		t.Errorf("Check with the default client = %v, want a TLS error", err)
 	}
 	// And the deliverer itself speaks TLS to the app.
-	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success {
+	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Errorf("Deliver over TLS = %+v, want success", res)
 	}
 }

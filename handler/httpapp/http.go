@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"cmp"
@@ -14,15 +14,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 )
 
-// Defaults for the zero values of HTTPOptions.
+// Defaults for the zero values of Options.
 const (
-	// DefaultTimeout bounds one delivery when HTTPOptions.Timeout is zero.
+	// DefaultTimeout bounds one delivery when Options.Timeout is zero.
 	DefaultTimeout = 30 * time.Second
-	// DefaultMaxResponseBytes caps the bytes read from an answer when HTTPOptions.MaxResponseBytes is zero.
+	// DefaultMaxResponseBytes caps the bytes read from an answer when Options.MaxResponseBytes is zero.
 	DefaultMaxResponseBytes = 1 << 20
-	// DefaultMaxConns sizes the keep-alive pool when HTTPOptions.MaxConns is zero; it matches the default
+	// DefaultMaxConns sizes the keep-alive pool when Options.MaxConns is zero; it matches the default
 	// SIDECAR_MAX_IN_FLIGHT.
 	DefaultMaxConns = 64
 )
@@ -39,8 +41,8 @@ const (
 // topicPlaceholder in the path of the app URL is replaced by the path-escaped source topic.
 const topicPlaceholder = "{topic}"
 
-// HTTPOptions configure an HTTP deliverer.
-type HTTPOptions struct {
+// Options configure an HTTP deliverer.
+type Options struct {
 	// URL is where records are POSTed. "{topic}" in its path is replaced by the path-escaped source topic.
 	URL string
 	// Timeout bounds one delivery, from sending the request to reading the answer; zero means DefaultTimeout.
@@ -56,14 +58,17 @@ type HTTPOptions struct {
 	// MaxConns sizes the keep-alive pool: as many idle connections to the app are kept as deliveries may run
 	// at once, so none is re-dialled under load. Zero means DefaultMaxConns.
 	MaxConns int
+	// Batch makes Deliver send all the records of a call in one request (the JSON document DeliverBatch
+	// describes) instead of one request per record.
+	Batch bool
 	// Clock tells the time for the token file checks and for Retry-After dates; nil means time.Now. Elapsed
 	// in a Result is always measured with the real clock.
 	Clock func() time.Time
 }
 
-// HTTP delivers records to the app with HTTP POST requests. It implements Deliverer and BatchDeliverer and
+// Deliverer delivers records to the app with HTTP POST requests. It implements handler.Deliverer and
 // is safe for concurrent use.
-type HTTP struct {
+type Deliverer struct {
 	url     *urlTemplate
 	timeout time.Duration
 	maxBody int64
@@ -74,10 +79,11 @@ type HTTP struct {
 	// transport carries the requests of Client, the readiness probe's, with the same TLS settings.
 	transport  *http.Transport
 	timeoutMsg string
+	batch      bool
 }
 
-// NewHTTP checks opts and builds a deliverer with its own connection pool.
-func NewHTTP(opts HTTPOptions) (*HTTP, error) {
+// New checks opts and builds a deliverer with its own connection pool.
+func New(opts Options) (*Deliverer, error) {
 	tmpl, u, err := parseURLTemplate(opts.URL)
 	if err != nil {
 		return nil, err
@@ -90,11 +96,12 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 	case opts.MaxConns < 0:
 		return nil, fmt.Errorf("checking max conns: %d is negative", opts.MaxConns)
 	}
-	h := &HTTP{
+	h := &Deliverer{
 		url:     tmpl,
 		timeout: cmp.Or(opts.Timeout, DefaultTimeout),
 		maxBody: cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes),
 		now:     opts.Clock,
+		batch:   opts.Batch,
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -221,7 +228,7 @@ func newTransport(tlsConf *tls.Config, maxConns int, connectLimit time.Duration)
 
 // Client returns an http.Client that does not follow redirects, with the deliverer's TLS settings but a
 // connection pool of its own. It suits the readiness Probe.
-func (h *HTTP) Client() *http.Client {
+func (h *Deliverer) Client() *http.Client {
 	return &http.Client{
 		Transport:     h.transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -230,17 +237,29 @@ func (h *HTTP) Client() *http.Client {
 
 // CloseIdleConnections closes the kept-alive connections that carry no request, e.g. on shutdown; those still
 // carrying one are closed when it ends.
-func (h *HTTP) CloseIdleConnections() {
+func (h *Deliverer) CloseIdleConnections() {
 	h.pool.closeIdle()
 	h.transport.CloseIdleConnections()
 }
 
-// Deliver POSTs one record to the app and classifies the answer. It implements Deliverer.
+// Deliver implements handler.Deliverer: in batch mode (Options.Batch) ds go to the app in one request (see
+// DeliverBatch), otherwise each record goes in a request of its own, one after the other (see DeliverOne).
+func (h *Deliverer) Deliver(ctx context.Context, ds []*handler.Delivery, results []handler.Result) {
+	if h.batch && len(ds) > 0 {
+		h.deliverBatch(ctx, ds, results)
+		return
+	}
+	for i, d := range ds {
+		results[i] = h.DeliverOne(ctx, d)
+	}
+}
+
+// DeliverOne POSTs one record to the app and classifies the answer.
 //
 // The whole exchange is bounded by the configured timeout (Retryable, "timeout after <timeout>"). When ctx
 // ends first, Deliver returns at once with AppUnavailable and Reason "delivery canceled", an outcome that
 // uses no attempt, in case a caller does not check ctx.Err() as it should.
-func (h *HTTP) Deliver(ctx context.Context, d *Delivery) Result {
+func (h *Deliverer) DeliverOne(ctx context.Context, d *handler.Delivery) handler.Result {
 	start := time.Now()
 	if ctx.Err() != nil {
 		return canceled(start)
@@ -250,7 +269,7 @@ func (h *HTTP) Deliver(ctx context.Context, d *Delivery) Result {
 	var out outgoing
 	var err error
 	if *buf, err = h.appendRequest(*buf, d, &out); err != nil {
-		return Result{Outcome: Permanent, Reason: "building the request: " + safeString(err.Error()), Elapsed: time.Since(start)}
+		return handler.Result{Outcome: handler.Permanent, Reason: "building the request: " + safeString(err.Error()), Elapsed: time.Since(start)}
 	}
 	deadline := start.Add(h.timeout)
 	a, err := h.pool.exchange(ctx, &out, deadline)
@@ -264,29 +283,29 @@ func (h *HTTP) Deliver(ctx context.Context, d *Delivery) Result {
 }
 
 // failed classifies an exchange that ended without a status.
-func (h *HTTP) failed(ctx context.Context, deadline time.Time, err error, start time.Time) Result {
+func (h *Deliverer) failed(ctx context.Context, deadline time.Time, err error, start time.Time) handler.Result {
 	switch {
 	case ctx.Err() != nil:
 		return canceled(start)
 	case !time.Now().Before(deadline) || errors.Is(err, os.ErrDeadlineExceeded):
-		return Result{Outcome: Retryable, Reason: h.timeoutMsg, Elapsed: time.Since(start)}
+		return handler.Result{Outcome: handler.Retryable, Reason: h.timeoutMsg, Elapsed: time.Since(start)}
 	}
 	o, reason := classifyError(err)
-	return Result{Outcome: o, Reason: reason, Elapsed: time.Since(start)}
+	return handler.Result{Outcome: o, Reason: reason, Elapsed: time.Since(start)}
 }
 
 // canceled is the Result when the caller's context ended.
-func canceled(start time.Time) Result {
-	return Result{Outcome: AppUnavailable, Reason: "delivery canceled", Elapsed: time.Since(start)}
+func canceled(start time.Time) handler.Result {
+	return handler.Result{Outcome: handler.AppUnavailable, Reason: "delivery canceled", Elapsed: time.Since(start)}
 }
 
 // classify classifies an answer, reading no more of its body than the cap. The status decides;
 // Kafka-Sidecar-Action overrides it. A success reads the body only so that the connection can carry the next
 // request; a failure keeps its first bytes for the reason. Either way no more than the cap is read.
-func (h *HTTP) classify(a *answer) Result {
-	if o, _ := outcomeOf(a.status, a.action); o == Success {
+func (h *Deliverer) classify(a *answer) handler.Result {
+	if o, _ := outcomeOf(a.status, a.action); o == handler.Success {
 		drain(a, h.maxBody)
-		return Result{Outcome: Success, Status: a.status}
+		return handler.Result{Outcome: handler.Success, Status: a.status}
 	}
 	var snippet [maxReasonBody]byte
 	n := readSnippet(a, snippet[:min(int64(len(snippet)), h.maxBody)])

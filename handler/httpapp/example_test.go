@@ -1,4 +1,4 @@
-package handler_test
+package httpapp_test
 
 import (
 	"context"
@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
+	"github.com/kafka-sidecar/kafka-sidecar/handler/httpapp"
 )
 
-func ExampleHTTP_Deliver() {
+func ExampleDeliverer_Deliver() {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Printf("app got %s %s key=%s attempt=%s body=%s\n", r.URL.Path, r.Header.Get("Idempotency-Key"),
@@ -20,12 +21,12 @@ func ExampleHTTP_Deliver() {
 	}))
 	defer app.Close()
 
-	h, err := handler.NewHTTP(handler.HTTPOptions{URL: app.URL + "/events/{topic}", Timeout: 5 * time.Second})
+	h, err := httpapp.New(httpapp.Options{URL: app.URL + "/events/{topic}", Timeout: 5 * time.Second})
 	if err != nil {
 		panic(err)
 	}
 	defer h.CloseIdleConnections()
-	res := h.Deliver(context.Background(), &handler.Delivery{
+	res := h.DeliverOne(context.Background(), &handler.Delivery{
 		ID: "orders/0/42", Topic: "orders", Offset: 42, Key: []byte("customer-7"), Value: []byte(`{"total":-1}`), Attempt: 1,
 	})
 	fmt.Println(res.Outcome, res.Status, res.Reason)
@@ -36,7 +37,7 @@ func ExampleHTTP_Deliver() {
 
 func ExampleClassifyStatus() {
 	for _, code := range []int{200, 409, 422, 500, 503, 404} {
-		fmt.Println(code, handler.ClassifyStatus(code))
+		fmt.Println(code, httpapp.ClassifyStatus(code))
 	}
 	// Output:
 	// 200 success
@@ -49,9 +50,9 @@ func ExampleClassifyStatus() {
 
 func ExampleParseRetryAfter() {
 	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	fmt.Println(handler.ParseRetryAfter("30", now))
-	fmt.Println(handler.ParseRetryAfter("Wed, 01 May 2024 12:02:00 GMT", now))
-	fmt.Println(handler.ParseRetryAfter("86400", now))
+	fmt.Println(httpapp.ParseRetryAfter("30", now))
+	fmt.Println(httpapp.ParseRetryAfter("Wed, 01 May 2024 12:02:00 GMT", now))
+	fmt.Println(httpapp.ParseRetryAfter("86400", now))
 	// Output:
 	// 30s
 	// 2m0s

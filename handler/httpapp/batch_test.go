@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"context"
@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // batchWithin runs DeliverBatch and fails the test when it does not return within waitLimit.
-func batchWithin(t *testing.T, ctx context.Context, h *HTTP, ds []*Delivery) []Result {
+func batchWithin(t *testing.T, ctx context.Context, h *Deliverer, ds []*handler.Delivery) []handler.Result {
 	t.Helper()
-	done := make(chan []Result, 1)
+	done := make(chan []handler.Result, 1)
 	go func() { done <- h.DeliverBatch(ctx, ds) }()
 	select {
 	case res := <-done:
@@ -31,19 +32,19 @@ func batchWithin(t *testing.T, ctx context.Context, h *HTTP, ds []*Delivery) []R
 	}
 }
 
-func batchOf(ids ...string) []*Delivery {
-	ds := make([]*Delivery, len(ids))
+func batchOf(ids ...string) []*handler.Delivery {
+	ds := make([]*handler.Delivery, len(ids))
 	for i, id := range ids {
-		ds[i] = &Delivery{ID: id, Topic: "orders", Offset: int64(i), Value: []byte("v"), Attempt: 1}
+		ds[i] = &handler.Delivery{ID: id, Topic: "orders", Offset: int64(i), Value: []byte("v"), Attempt: 1}
 	}
 	return ds
 }
 
 func TestDeliverBatchRequest(t *testing.T) {
 	srv, ch := capturingServer(t, http.StatusOK)
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL + "/batch/{topic}"})
+	h := newTestHTTP(t, Options{URL: srv.URL + "/batch/{topic}"})
 	ts := time.Date(2024, 5, 1, 12, 0, 0, 250_000_000, time.UTC)
-	ds := []*Delivery{
+	ds := []*handler.Delivery{
 		sampleDelivery(),
 		{
 			ID: "id-\xff", Topic: "orders", Partition: 1, Offset: 43, Timestamp: ts, Key: []byte{0, 1}, Attempt: 2,
@@ -67,7 +68,7 @@ func TestDeliverBatchRequest(t *testing.T) {
 	}
 	res := batchWithin(t, context.Background(), h, ds)
 	for i, r := range res {
-		if r.Outcome != Success || r.Status != http.StatusOK {
+		if r.Outcome != handler.Success || r.Status != http.StatusOK {
 			t.Errorf("result %d = %+v, want success", i, r)
 		}
 	}
@@ -106,11 +107,11 @@ func TestDeliverBatchRequest(t *testing.T) {
 
 func TestDeliverBatchAnswer(t *testing.T) {
 	type want struct {
-		outcome Outcome
+		outcome handler.Outcome
 		status  int
 		reason  string
 	}
-	ok200 := want{Success, 200, ""}
+	ok200 := want{handler.Success, 200, ""}
 	tests := []struct {
 		name     string
 		status   int
@@ -125,45 +126,45 @@ func TestDeliverBatchAnswer(t *testing.T) {
 		{
 			name: "per-record statuses", status: 200, header: map[string]string{"Retry-After": "5"},
 			body:       `{"results":[{"id":"a","status":200},{"id":"b","status":422,"error":"total must be positive"},{"id":"c","status":503}]}`,
-			want:       []want{ok200, {Permanent, 422, "http 422: total must be positive"}, {AppUnavailable, 503, "http 503"}},
+			want:       []want{ok200, {handler.Permanent, 422, "http 422: total must be positive"}, {handler.AppUnavailable, 503, "http 503"}},
 			retryAfter: 5 * time.Second,
 		},
 		{
 			name: "records not mentioned take the whole status", status: 500,
 			body: `{"results":[{"id":"a","status":200}]}`,
 			want: []want{ok200,
-				{Retryable, 500, "http 500: no result for this record in the batch answer"},
-				{Retryable, 500, "http 500: no result for this record in the batch answer"}},
+				{handler.Retryable, 500, "http 500: no result for this record in the batch answer"},
+				{handler.Retryable, 500, "http 500: no result for this record in the batch answer"}},
 		},
 		{name: "unparseable 2xx body means all done", status: 200, body: "<html>oops", want: []want{ok200, ok200, ok200}},
 		{
 			name: "unparseable 5xx body", status: 502, body: "bad gateway",
-			want: []want{{Retryable, 502, "http 502: bad gateway"}, {Retryable, 502, "http 502: bad gateway"}, {Retryable, 502, "http 502: bad gateway"}},
+			want: []want{{handler.Retryable, 502, "http 502: bad gateway"}, {handler.Retryable, 502, "http 502: bad gateway"}, {handler.Retryable, 502, "http 502: bad gateway"}},
 		},
 		{
 			name: "per-record actions, and a status of 0 takes the whole status", status: 200,
 			body: `{"results":[{"id":"a","status":200,"action":"dead-letter"},{"id":"b","action":"RETRY","error":"later"},{"id":"c","status":0}]}`,
-			want: []want{{Permanent, 200, "http 200 (action dead-letter)"}, {Retryable, 200, "http 200 (action retry): later"}, ok200},
+			want: []want{{handler.Permanent, 200, "http 200 (action dead-letter)"}, {handler.Retryable, 200, "http 200 (action retry): later"}, ok200},
 		},
 		{
 			name: "the answer's action applies to records without their own", status: 200,
 			header: map[string]string{"Kafka-Sidecar-Action": "dead-letter"},
 			body:   `{"results":[{"id":"a","status":200,"action":"retry"},{"id":"b","status":200,"action":"bogus"}]}`,
-			want: []want{{Retryable, 200, "http 200 (action retry)"}, {Permanent, 200, "http 200 (action dead-letter)"},
-				{Permanent, 200, "http 200 (action dead-letter): no result for this record in the batch answer"}},
+			want: []want{{handler.Retryable, 200, "http 200 (action retry)"}, {handler.Permanent, 200, "http 200 (action dead-letter)"},
+				{handler.Permanent, 200, "http 200 (action dead-letter): no result for this record in the batch answer"}},
 		},
 		{
 			name: "the first entry for an id counts and unknown ids are ignored", status: 200,
 			body: `{"results":[{"id":"a","status":400},{"id":"a","status":200},{"id":"zzz","status":500}]}`,
-			want: []want{{Permanent, 400, "http 400"}, ok200, ok200},
+			want: []want{{handler.Permanent, 400, "http 400"}, ok200, ok200},
 		},
 		{
 			name: "wrong field types make the body unparseable", status: 500,
 			body: `{"results":[{"id":"a","status":"200"}]}`,
 			want: []want{
-				{Retryable, 500, `http 500: {"results":[{"id":"a","status":"200"}]}`},
-				{Retryable, 500, `http 500: {"results":[{"id":"a","status":"200"}]}`},
-				{Retryable, 500, `http 500: {"results":[{"id":"a","status":"200"}]}`}},
+				{handler.Retryable, 500, `http 500: {"results":[{"id":"a","status":"200"}]}`},
+				{handler.Retryable, 500, `http 500: {"results":[{"id":"a","status":"200"}]}`},
+				{handler.Retryable, 500, `http 500: {"results":[{"id":"a","status":"200"}]}`}},
 		},
 		{
 			name: "a body over the cap counts as unparseable", status: 200, maxBytes: 64,
@@ -172,7 +173,7 @@ func TestDeliverBatchAnswer(t *testing.T) {
 		},
 		{
 			name: "429 for the whole batch honours Retry-After", status: 429, header: map[string]string{"Retry-After": "2"},
-			want:       []want{{AppUnavailable, 429, "http 429"}, {AppUnavailable, 429, "http 429"}, {AppUnavailable, 429, "http 429"}},
+			want:       []want{{handler.AppUnavailable, 429, "http 429"}, {handler.AppUnavailable, 429, "http 429"}, {handler.AppUnavailable, 429, "http 429"}},
 			retryAfter: 2 * time.Second,
 		},
 	}
@@ -187,7 +188,7 @@ func TestDeliverBatchAnswer(t *testing.T) {
 				_, _ = io.WriteString(w, tt.body) // a client that went away fails on its side
 			}))
 			defer srv.Close()
-			h := newTestHTTP(t, HTTPOptions{URL: srv.URL, MaxResponseBytes: tt.maxBytes})
+			h := newTestHTTP(t, Options{URL: srv.URL, MaxResponseBytes: tt.maxBytes})
 			res := batchWithin(t, context.Background(), h, batchOf("a", "b", "c"))
 			for i, w := range tt.want {
 				r := res[i]
@@ -195,7 +196,7 @@ func TestDeliverBatchAnswer(t *testing.T) {
 					t.Errorf("record %d = {%v %d %q}, want {%v %d %q}", i, r.Outcome, r.Status, r.Reason, w.outcome, w.status, w.reason)
 				}
 				wantRA := time.Duration(0)
-				if r.Outcome != Success && (r.Status == 429 || r.Status == 503) {
+				if r.Outcome != handler.Success && (r.Status == 429 || r.Status == 503) {
 					wantRA = tt.retryAfter
 				}
 				if r.RetryAfter != wantRA {
@@ -211,10 +212,10 @@ func TestDeliverBatchAnswer(t *testing.T) {
 
 func TestDecodeBatchAnswerDuplicateIDs(t *testing.T) {
 	ids := []string{"a", "b", "a"}
-	results := make([]Result, len(ids))
+	results := make([]handler.Result, len(ids))
 	body := []byte(`{"results":[{"id":"a","status":422}]}`)
 	decodeBatchAnswer(results, ids, 200, "", "", body, true, time.Now())
-	for i, want := range []Outcome{Permanent, Success, Permanent} {
+	for i, want := range []handler.Outcome{handler.Permanent, handler.Success, handler.Permanent} {
 		if results[i].Outcome != want {
 			t.Errorf("record %d (id %q) = %v, want %v", i, ids[i], results[i].Outcome, want)
 		}
@@ -224,16 +225,16 @@ func TestDecodeBatchAnswerDuplicateIDs(t *testing.T) {
 func TestDeliverBatchFailures(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		srv, _ := blockingServer(t)
-		h := newTestHTTP(t, HTTPOptions{URL: srv.URL, Timeout: 100 * time.Millisecond})
+		h := newTestHTTP(t, Options{URL: srv.URL, Timeout: 100 * time.Millisecond})
 		for i, r := range batchWithin(t, context.Background(), h, batchOf("a", "b")) {
-			if r.Outcome != Retryable || r.Reason != "timeout after 100ms" {
+			if r.Outcome != handler.Retryable || r.Reason != "timeout after 100ms" {
 				t.Errorf("record %d = %+v, want Retryable timeout", i, r)
 			}
 		}
 	})
 	t.Run("canceled", func(t *testing.T) {
 		srv, arrived := blockingServer(t)
-		h := newTestHTTP(t, HTTPOptions{URL: srv.URL})
+		h := newTestHTTP(t, Options{URL: srv.URL})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {
@@ -244,7 +245,7 @@ func TestDeliverBatchFailures(t *testing.T) {
 			}
 		}()
 		for i, r := range batchWithin(t, ctx, h, batchOf("a", "b")) {
-			if r.Outcome != AppUnavailable || r.Reason != "delivery canceled" {
+			if r.Outcome != handler.AppUnavailable || r.Reason != "delivery canceled" {
 				t.Errorf("record %d = %+v, want AppUnavailable canceled", i, r)
 			}
 		}
@@ -256,16 +257,16 @@ func TestDeliverBatchFailures(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		h := newTestHTTP(t, HTTPOptions{URL: "http://" + addr})
+		h := newTestHTTP(t, Options{URL: "http://" + addr})
 		for i, r := range batchWithin(t, context.Background(), h, batchOf("a", "b", "c")) {
-			if r.Outcome != AppUnavailable || r.Reason != "connection refused" {
+			if r.Outcome != handler.AppUnavailable || r.Reason != "connection refused" {
 				t.Errorf("record %d = %+v, want AppUnavailable refused", i, r)
 			}
 		}
 	})
 	t.Run("empty batch sends nothing", func(t *testing.T) {
 		srv, ch := capturingServer(t, http.StatusOK)
-		h := newTestHTTP(t, HTTPOptions{URL: srv.URL})
+		h := newTestHTTP(t, Options{URL: srv.URL})
 		if res := batchWithin(t, context.Background(), h, nil); len(res) != 0 {
 			t.Errorf("DeliverBatch(nil) = %v, want no results", res)
 		}
@@ -290,10 +291,10 @@ func TestDeliverBatchCapsResponseBody(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, MaxResponseBytes: limit})
+	h := newTestHTTP(t, Options{URL: srv.URL, MaxResponseBytes: limit})
 	counter := countReads(h)
 	for i, r := range batchWithin(t, context.Background(), h, batchOf("a", "b")) {
-		if r.Outcome != Success {
+		if r.Outcome != handler.Success {
 			t.Errorf("record %d = %+v, want success from the whole status", i, r)
 		}
 	}

@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 )
 
 // batchContentType is the content type of batch requests.
@@ -23,18 +25,26 @@ const batchContentType = "application/json"
 // BatchDeliverer. The request and answer formats are described in the package documentation. The URL's
 // {topic} is the topic of the first record: callers batch records of one topic. Results come in the order
 // of ds and always number len(ds). Timeout and cancellation behave as in Deliver, for every record at once.
-func (h *HTTP) DeliverBatch(ctx context.Context, ds []*Delivery) []Result {
-	results := make([]Result, len(ds))
+func (h *Deliverer) DeliverBatch(ctx context.Context, ds []*handler.Delivery) []handler.Result {
+	results := make([]handler.Result, len(ds))
+	h.deliverBatch(ctx, ds, results)
+	return results
+}
+
+// deliverBatch is DeliverBatch writing into results, which has the length of ds.
+func (h *Deliverer) deliverBatch(ctx context.Context, ds []*handler.Delivery, results []handler.Result) {
 	if len(ds) == 0 {
-		return results
+		return
 	}
 	start := time.Now()
 	if ctx.Err() != nil {
-		return fill(results, canceled(start))
+		handler.Fill(results, canceled(start))
+		return
 	}
 	t, err := h.url.forTopic(ds[0].Topic)
 	if err != nil {
-		return fill(results, Result{Outcome: Permanent, Reason: "building the request: building the app url for the topic: " + safeString(err.Error()), Elapsed: time.Since(start)})
+		handler.Fill(results, handler.Result{Outcome: handler.Permanent, Reason: "building the request: building the app url for the topic: " + safeString(err.Error()), Elapsed: time.Since(start)})
+		return
 	}
 	body, ids := encodeBatch(ds)
 	buf := getHead()
@@ -44,7 +54,8 @@ func (h *HTTP) DeliverBatch(ctx context.Context, ds []*Delivery) []Result {
 	deadline := start.Add(h.timeout)
 	a, err := h.pool.exchange(ctx, &out, deadline)
 	if err != nil {
-		return fill(results, h.failed(ctx, deadline, err, start))
+		handler.Fill(results, h.failed(ctx, deadline, err, start))
+		return
 	}
 	answer, complete := readAll(a, h.maxBody)
 	status, action, retryAfter := a.status, a.action, a.retryAfter
@@ -54,12 +65,11 @@ func (h *HTTP) DeliverBatch(ctx context.Context, ds []*Delivery) []Result {
 	for i := range results {
 		results[i].Elapsed = elapsed
 	}
-	return results
 }
 
 // appendBatchRequest encodes the POST of a batch with its body, appending to b, and points out at the
 // result; it returns b grown, for recycling.
-func (h *HTTP) appendBatchRequest(b []byte, t *target, ds []*Delivery, body []byte, out *outgoing) []byte {
+func (h *Deliverer) appendBatchRequest(b []byte, t *target, ds []*handler.Delivery, body []byte, out *outgoing) []byte {
 	b = appendStart(b, t, len(body))
 	b = appendHeader(b, HeaderContentType, batchContentType)
 	b = append(b, HeaderBatchSize+": "...)
@@ -74,14 +84,6 @@ func (h *HTTP) appendBatchRequest(b []byte, t *target, ds []*Delivery, body []by
 	return finishRequest(b, body, out)
 }
 
-// fill sets every result to r.
-func fill(results []Result, r Result) []Result {
-	for i := range results {
-		results[i] = r
-	}
-	return results
-}
-
 // readAll reads body up to limit bytes; complete is false when the body was longer or broke off.
 func readAll(body io.Reader, limit int64) (b []byte, complete bool) {
 	var buf bytes.Buffer
@@ -93,7 +95,7 @@ func readAll(body io.Reader, limit int64) (b []byte, complete bool) {
 }
 
 // batchKey digests the record IDs, length-prefixed so that no two different lists collide by concatenation.
-func batchKey(ds []*Delivery) string {
+func batchKey(ds []*handler.Delivery) string {
 	hash := sha256.New()
 	var n [binary.MaxVarintLen64]byte
 	for _, d := range ds {
@@ -105,7 +107,7 @@ func batchKey(ds []*Delivery) string {
 
 // encodeBatch writes the batch request body and returns, per record, the "id" string as sent, which is
 // what the app echoes in its answer.
-func encodeBatch(ds []*Delivery) (body []byte, ids []string) {
+func encodeBatch(ds []*handler.Delivery) (body []byte, ids []string) {
 	size := 16
 	for _, d := range ds {
 		size += 160 + len(d.ID) + len(d.Topic) + base64.StdEncoding.EncodedLen(len(d.Key)) +
@@ -128,7 +130,7 @@ func encodeBatch(ds []*Delivery) (body []byte, ids []string) {
 }
 
 // appendRecord appends one record object and returns the id as sent.
-func appendRecord(b []byte, d *Delivery) ([]byte, string) {
+func appendRecord(b []byte, d *handler.Delivery) ([]byte, string) {
 	id := d.ID
 	idEncoded := !utf8.ValidString(id)
 	if idEncoded {
@@ -177,7 +179,7 @@ func appendRecord(b []byte, d *Delivery) ([]byte, string) {
 // appendHeaders appends the record headers as JSON members. Names and values that are not valid UTF-8 are
 // skipped, as a JSON string cannot carry them unchanged; a name that occurs more than once keeps its last
 // value, as Kafka's "last header" lookup does.
-func appendHeaders(b []byte, d *Delivery) []byte {
+func appendHeaders(b []byte, d *handler.Delivery) []byte {
 	first := true
 	for i := range d.Headers {
 		rh := &d.Headers[i]
@@ -196,7 +198,7 @@ func appendHeaders(b []byte, d *Delivery) []byte {
 }
 
 // laterHeader reports whether a header after i has the same name and a value that can be sent.
-func laterHeader(d *Delivery, i int) bool {
+func laterHeader(d *handler.Delivery, i int) bool {
 	for j := i + 1; j < len(d.Headers); j++ {
 		if d.Headers[j].Key == d.Headers[i].Key && utf8.Valid(d.Headers[j].Value) {
 			return true
@@ -205,8 +207,12 @@ func laterHeader(d *Delivery, i int) bool {
 	return false
 }
 
-// recordContentType returns the value of the record's last non-empty content-type header, or nil.
-func recordContentType(d *Delivery) []byte {
+// recordContentType returns the delivery's content type (set by middleware), else the value of the record's
+// last non-empty content-type header, or nil.
+func recordContentType(d *handler.Delivery) []byte {
+	if d.ContentType != "" {
+		return []byte(d.ContentType)
+	}
 	var ct []byte
 	for i := range d.Headers {
 		if strings.EqualFold(d.Headers[i].Key, "content-type") && len(d.Headers[i].Value) > 0 {
@@ -294,7 +300,7 @@ type batchResult struct {
 // the answer's status; a record without its own action takes the answer's Kafka-Sidecar-Action (wholeAction).
 // retryAfter is the answer's Retry-After. A body that is cut off by the cap or is not the expected JSON counts
 // as no entries at all. Elapsed is left to the caller.
-func decodeBatchAnswer(results []Result, ids []string, status int, wholeAction, retryAfterValue string, body []byte, complete bool, now time.Time) {
+func decodeBatchAnswer(results []handler.Result, ids []string, status int, wholeAction, retryAfterValue string, body []byte, complete bool, now time.Time) {
 	var ans batchAnswer
 	parsed := complete && len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &ans) == nil
 
@@ -344,10 +350,10 @@ func decodeBatchAnswer(results []Result, ids []string, status int, wholeAction, 
 
 // classifyAnswer builds the Result for one status, an optional action override, the detail to quote and the
 // answer's Retry-After (kept only for 429 and 503).
-func classifyAnswer(code int, action string, detail []byte, retryAfter time.Duration) Result {
+func classifyAnswer(code int, action string, detail []byte, retryAfter time.Duration) handler.Result {
 	o, shownAction := outcomeOf(code, action)
-	res := Result{Status: code, Outcome: o}
-	if o == Success {
+	res := handler.Result{Status: code, Outcome: o}
+	if o == handler.Success {
 		return res
 	}
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
@@ -359,7 +365,7 @@ func classifyAnswer(code int, action string, detail []byte, retryAfter time.Dura
 
 // outcomeOf classifies a status with an optional action override; shownAction is the override as the
 // reason names it, empty when there was none.
-func outcomeOf(code int, action string) (o Outcome, shownAction string) {
+func outcomeOf(code int, action string) (o handler.Outcome, shownAction string) {
 	if o, ok := parseAction(action); ok {
 		return o, strings.ToLower(strings.TrimSpace(action))
 	}

@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"encoding/base64"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 )
 
 // userAgent is the User-Agent header: the value net/http sent when it carried the deliveries, kept so that
@@ -76,7 +78,7 @@ func finishRequest(b, body []byte, out *outgoing) []byte {
 // the result; it returns buf grown, for recycling. It does no URL parsing on the hot path: the target for the
 // topic comes from the template's cache. Header names and values that HTTP cannot carry are skipped rather
 // than sent, so the request is always valid.
-func (h *HTTP) appendRequest(buf []byte, d *Delivery, out *outgoing) ([]byte, error) {
+func (h *Deliverer) appendRequest(buf []byte, d *handler.Delivery, out *outgoing) ([]byte, error) {
 	if !validHeaderValue(d.Topic) {
 		// Kafka topic names are [a-zA-Z0-9._-], so this never happens with a real record; it keeps the
 		// promise that no invalid request is ever built.
@@ -105,7 +107,9 @@ func (h *HTTP) appendRequest(buf []byte, d *Delivery, out *outgoing) ([]byte, er
 			tracestate, hasTracestate = rh.Value, validHeaderValue(rh.Value)
 		}
 	}
-	if contentType != nil {
+	if d.ContentType != "" && validHeaderValue(d.ContentType) {
+		b = appendHeader(b, HeaderContentType, d.ContentType)
+	} else if contentType != nil {
 		b = appendHeader(b, HeaderContentType, contentType)
 	} else {
 		b = appendHeader(b, HeaderContentType, defaultContentType)
@@ -153,16 +157,40 @@ func (h *HTTP) appendRequest(buf []byte, d *Delivery, out *outgoing) ([]byte, er
 		b = append(b, rh.Value...)
 		b = append(b, "\r\n"...)
 	}
-	if hasTraceparent {
+	if hasTraceparent && !hasExtra(d, headerTraceparent) {
 		b = appendHeader(b, headerTraceparent, traceparent)
 	}
-	if hasTracestate {
+	if hasTracestate && !hasExtra(d, headerTracestate) {
 		b = appendHeader(b, headerTracestate, tracestate)
+	}
+	for _, x := range d.Extra {
+		if validHeaderName(x.Name) && validHeaderValue(x.Value) && !reservedHeader(x.Name) {
+			b = appendHeader(b, x.Name, x.Value)
+		}
 	}
 	if h.token != nil {
 		b = appendHeader(b, HeaderAuthorization, h.token.header())
 	}
 	return finishRequest(b, d.Value, out), nil
+}
+
+// hasExtra reports whether middleware set the header name, which then replaces the one taken from the record.
+func hasExtra(d *handler.Delivery, name string) bool {
+	_, ok := d.ExtraValue(name)
+	return ok
+}
+
+// reservedHeader reports whether name is a header the deliverer alone writes (framing, the record's identity
+// and position, authorization), which middleware cannot replace: the request stays valid and the contract's
+// headers keep their meaning.
+func reservedHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "content-length", "transfer-encoding", "connection", "user-agent", "authorization",
+		"content-type", "idempotency-key", "idempotency-key-encoding", "kafka-topic", "kafka-partition",
+		"kafka-offset", "kafka-timestamp", "kafka-attempt", "kafka-key", "kafka-key-encoding":
+		return true
+	}
+	return false
 }
 
 // appendCanonical appends a header name (a valid token) in canonical form, as

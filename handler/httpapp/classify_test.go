@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"crypto/x509"
@@ -13,17 +13,19 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 )
 
 func TestClassifyStatus(t *testing.T) {
 	tests := []struct {
 		codes []int
-		want  Outcome
+		want  handler.Outcome
 	}{
-		{codes: []int{200, 201, 202, 203, 204, 206, 226, 299, 409}, want: Success},
-		{codes: []int{400, 402, 406, 407, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 431, 451, 499}, want: Permanent},
-		{codes: []int{408, 500, 501, 502, 504, 505, 507, 508, 511, 599, 0, 100, 199, 600, 999}, want: Retryable},
-		{codes: []int{429, 503, 401, 403, 404, 405, 300, 301, 302, 303, 304, 307, 308, 399}, want: AppUnavailable},
+		{codes: []int{200, 201, 202, 203, 204, 206, 226, 299, 409}, want: handler.Success},
+		{codes: []int{400, 402, 406, 407, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 431, 451, 499}, want: handler.Permanent},
+		{codes: []int{408, 500, 501, 502, 504, 505, 507, 508, 511, 599, 0, 100, 199, 600, 999}, want: handler.Retryable},
+		{codes: []int{429, 503, 401, 403, 404, 405, 300, 301, 302, 303, 304, 307, 308, 399}, want: handler.AppUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want.String(), func(t *testing.T) {
@@ -46,27 +48,27 @@ func TestClassifyError(t *testing.T) {
 	tests := []struct {
 		name    string
 		err     error
-		outcome Outcome
+		outcome handler.Outcome
 		reason  string
 	}{
-		{name: "refused", err: dial(syscall.ECONNREFUSED), outcome: AppUnavailable, reason: "connection refused"},
+		{name: "refused", err: dial(syscall.ECONNREFUSED), outcome: handler.AppUnavailable, reason: "connection refused"},
 		{name: "dns", err: wrap(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "app.invalid", IsNotFound: true}}),
-			outcome: AppUnavailable, reason: "dns lookup of app.invalid failed: no such host"},
-		{name: "dial timeout", err: wrap(&net.OpError{Op: "dial", Err: timeoutErr{}}), outcome: AppUnavailable, reason: "connecting to the app: timeout"},
-		{name: "no route", err: dial(syscall.EHOSTUNREACH), outcome: AppUnavailable, reason: "connecting to the app: " + syscall.EHOSTUNREACH.Error()},
-		{name: "unknown CA", err: wrap(x509.UnknownAuthorityError{}), outcome: AppUnavailable},
-		{name: "wrong host name", err: wrap(x509.HostnameError{Certificate: &x509.Certificate{}, Host: "app"}), outcome: AppUnavailable},
-		{name: "handshake closed", err: &tlsSetupError{io.EOF}, outcome: AppUnavailable, reason: "tls: connection closed by the app during the handshake"},
-		{name: "handshake timeout", err: &tlsSetupError{errTLSHandshakeTimeout}, outcome: AppUnavailable, reason: "tls: handshake timeout"},
+			outcome: handler.AppUnavailable, reason: "dns lookup of app.invalid failed: no such host"},
+		{name: "dial timeout", err: wrap(&net.OpError{Op: "dial", Err: timeoutErr{}}), outcome: handler.AppUnavailable, reason: "connecting to the app: timeout"},
+		{name: "no route", err: dial(syscall.EHOSTUNREACH), outcome: handler.AppUnavailable, reason: "connecting to the app: " + syscall.EHOSTUNREACH.Error()},
+		{name: "unknown CA", err: wrap(x509.UnknownAuthorityError{}), outcome: handler.AppUnavailable},
+		{name: "wrong host name", err: wrap(x509.HostnameError{Certificate: &x509.Certificate{}, Host: "app"}), outcome: handler.AppUnavailable},
+		{name: "handshake closed", err: &tlsSetupError{io.EOF}, outcome: handler.AppUnavailable, reason: "tls: connection closed by the app during the handshake"},
+		{name: "handshake timeout", err: &tlsSetupError{errTLSHandshakeTimeout}, outcome: handler.AppUnavailable, reason: "tls: handshake timeout"},
 		{name: "handshake alert", err: &tlsSetupError{&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}},
-			outcome: AppUnavailable, reason: "tls: bad certificate"},
+			outcome: handler.AppUnavailable, reason: "tls: bad certificate"},
 		{name: "alert after the handshake", err: &net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")},
-			outcome: AppUnavailable, reason: "tls: certificate required"},
-		{name: "reset", err: wrap(&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}), outcome: Retryable, reason: "connection reset"},
-		{name: "broken pipe", err: wrap(&net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}), outcome: Retryable, reason: "connection closed by the app (broken pipe)"},
-		{name: "eof", err: wrap(io.EOF), outcome: Retryable, reason: "connection closed by the app during the request"},
-		{name: "unexpected eof", err: wrap(fmt.Errorf("reading: %w", io.ErrUnexpectedEOF)), outcome: Retryable, reason: "connection closed by the app during the request"},
-		{name: "malformed answer", err: wrap(errors.New("malformed HTTP response \"\\x00\\x01\"\n")), outcome: Retryable, reason: `malformed HTTP response "\x00\x01"`},
+			outcome: handler.AppUnavailable, reason: "tls: certificate required"},
+		{name: "reset", err: wrap(&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}), outcome: handler.Retryable, reason: "connection reset"},
+		{name: "broken pipe", err: wrap(&net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}), outcome: handler.Retryable, reason: "connection closed by the app (broken pipe)"},
+		{name: "eof", err: wrap(io.EOF), outcome: handler.Retryable, reason: "connection closed by the app during the request"},
+		{name: "unexpected eof", err: wrap(fmt.Errorf("reading: %w", io.ErrUnexpectedEOF)), outcome: handler.Retryable, reason: "connection closed by the app during the request"},
+		{name: "malformed answer", err: wrap(errors.New("malformed HTTP response \"\\x00\\x01\"\n")), outcome: handler.Retryable, reason: `malformed HTTP response "\x00\x01"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,8 +172,8 @@ func TestStatusReason(t *testing.T) {
 }
 
 func TestOutcomeString(t *testing.T) {
-	for o, want := range map[Outcome]string{
-		Success: "success", Retryable: "retryable", Permanent: "permanent", AppUnavailable: "app_unavailable", 99: "unknown",
+	for o, want := range map[handler.Outcome]string{
+		handler.Success: "success", handler.Retryable: "retryable", handler.Permanent: "permanent", handler.AppUnavailable: "app_unavailable", 99: "unknown",
 	} {
 		if got := o.String(); got != want {
 			t.Errorf("Outcome(%d).String() = %q, want %q", o, got, want)

@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"context"
@@ -19,12 +19,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestDeliverRequest(t *testing.T) {
 	srv, ch := capturingServer(t, http.StatusNoContent)
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL + "/in/{topic}/records"})
+	h := newTestHTTP(t, Options{URL: srv.URL + "/in/{topic}/records"})
 
 	type want struct {
 		requestURI string
@@ -36,12 +37,12 @@ func TestDeliverRequest(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		d    *Delivery
+		d    *handler.Delivery
 		want want
 	}{
 		{
 			name: "typical record",
-			d: func() *Delivery {
+			d: func() *handler.Delivery {
 				d := sampleDelivery()
 				d.Attempt = 2
 				d.Headers = append(d.Headers,
@@ -76,7 +77,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "binary key and non-ASCII ID are sent in base64, no content-type gives octet-stream",
-			d: &Delivery{
+			d: &handler.Delivery{
 				ID: "bestellung-ä\n", Topic: "orders", Partition: 0, Offset: 7,
 				Timestamp: time.UnixMilli(1714564800001), Key: []byte{0, 1, 0xff}, Value: []byte{0xde, 0xad}, Attempt: 1,
 			},
@@ -97,7 +98,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "nil key sends no key headers",
-			d:    &Delivery{ID: "a", Topic: "orders", Value: []byte("v"), Attempt: 1},
+			d:    &handler.Delivery{ID: "a", Topic: "orders", Value: []byte("v"), Attempt: 1},
 			want: want{
 				requestURI:    "/in/orders/records",
 				body:          "v",
@@ -108,7 +109,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "empty key is sent empty",
-			d:    &Delivery{ID: "a", Topic: "orders", Key: []byte{}, Value: []byte("v"), Attempt: 1},
+			d:    &handler.Delivery{ID: "a", Topic: "orders", Key: []byte{}, Value: []byte("v"), Attempt: 1},
 			want: want{
 				requestURI:    "/in/orders/records",
 				body:          "v",
@@ -119,7 +120,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "key with surrounding spaces is sent in base64 so the spaces survive",
-			d:    &Delivery{ID: " id ", Topic: "orders", Key: []byte(" k "), Value: []byte("v"), Attempt: 1},
+			d:    &handler.Delivery{ID: " id ", Topic: "orders", Key: []byte(" k "), Value: []byte("v"), Attempt: 1},
 			want: want{
 				requestURI: "/in/orders/records",
 				body:       "v",
@@ -132,7 +133,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "record headers that HTTP cannot carry are left out",
-			d: &Delivery{
+			d: &handler.Delivery{
 				ID: "a", Topic: "orders", Value: []byte("v"), Attempt: 1,
 				Headers: []kgo.RecordHeader{
 					{Key: "bad name", Value: []byte("x")},
@@ -166,7 +167,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "content-type is matched case-insensitively and the last one wins",
-			d: &Delivery{
+			d: &handler.Delivery{
 				ID: "a", Topic: "orders", Value: []byte("v"), Attempt: 1,
 				Headers: []kgo.RecordHeader{
 					{Key: "Content-Type", Value: []byte("text/plain")},
@@ -184,7 +185,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "topic is path-escaped in the URL",
-			d:    &Delivery{ID: "a", Topic: "a b/c?d", Value: []byte("v"), Attempt: 1},
+			d:    &handler.Delivery{ID: "a", Topic: "a b/c?d", Value: []byte("v"), Attempt: 1},
 			want: want{
 				requestURI:    "/in/a%20b%2Fc%3Fd/records",
 				body:          "v",
@@ -194,7 +195,7 @@ func TestDeliverRequest(t *testing.T) {
 		},
 		{
 			name: "empty value is an empty body",
-			d:    &Delivery{ID: "a", Topic: "orders", Attempt: 1},
+			d:    &handler.Delivery{ID: "a", Topic: "orders", Attempt: 1},
 			want: want{
 				requestURI:    "/in/orders/records",
 				body:          "",
@@ -206,7 +207,7 @@ func TestDeliverRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := deliverWithin(t, context.Background(), h, tt.d)
-			if res.Outcome != Success || res.Status != http.StatusNoContent || res.Reason != "" {
+			if res.Outcome != handler.Success || res.Status != http.StatusNoContent || res.Reason != "" {
 				t.Fatalf("Deliver = %+v, want success with status 204", res)
 			}
 			got := receive(t, ch)
@@ -303,8 +304,8 @@ func statusServerWatching(t *testing.T, connState func(net.Conn, http.ConnState)
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // asking builds a delivery whose headers tell statusServer how to answer.
-func asking(status int, kv ...string) *Delivery {
-	d := &Delivery{ID: "id-1", Topic: "orders", Value: []byte("v"), Attempt: 1}
+func asking(status int, kv ...string) *handler.Delivery {
+	d := &handler.Delivery{ID: "id-1", Topic: "orders", Value: []byte("v"), Attempt: 1}
 	d.Headers = append(d.Headers, kgo.RecordHeader{Key: "want-status", Value: []byte(strconv.Itoa(status))})
 	for i := 0; i+1 < len(kv); i += 2 {
 		d.Headers = append(d.Headers, kgo.RecordHeader{Key: kv[i], Value: []byte(kv[i+1])})
@@ -314,51 +315,51 @@ func asking(status int, kv ...string) *Delivery {
 
 func TestDeliverClassifiesStatus(t *testing.T) {
 	srv := statusServer(t)
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL})
+	h := newTestHTTP(t, Options{URL: srv.URL})
 	tests := []struct {
 		status  int
 		kv      []string
-		outcome Outcome
+		outcome handler.Outcome
 		reason  string
 	}{
-		{status: 200, outcome: Success},
-		{status: 201, outcome: Success},
-		{status: 202, outcome: Success},
-		{status: 204, outcome: Success},
-		{status: 299, outcome: Success},
-		{status: 409, kv: []string{"want-body", "already have it"}, outcome: Success},
-		{status: 400, kv: []string{"want-body", "bad input"}, outcome: Permanent, reason: "http 400: bad input"},
-		{status: 410, outcome: Permanent, reason: "http 410"},
-		{status: 413, outcome: Permanent, reason: "http 413"},
-		{status: 415, outcome: Permanent, reason: "http 415"},
-		{status: 422, kv: []string{"want-body", "total must be positive"}, outcome: Permanent, reason: "http 422: total must be positive"},
-		{status: 418, outcome: Permanent, reason: "http 418"},
-		{status: 451, outcome: Permanent, reason: "http 451"},
-		{status: 408, outcome: Retryable, reason: "http 408"},
-		{status: 500, kv: []string{"want-body", "boom"}, outcome: Retryable, reason: "http 500: boom"},
-		{status: 502, outcome: Retryable, reason: "http 502"},
-		{status: 504, outcome: Retryable, reason: "http 504"},
-		{status: 505, outcome: Retryable, reason: "http 505"},
-		{status: 599, outcome: Retryable, reason: "http 599"},
-		{status: 429, outcome: AppUnavailable, reason: "http 429"},
-		{status: 503, kv: []string{"want-body", "warming up"}, outcome: AppUnavailable, reason: "http 503: warming up"},
-		{status: 401, outcome: AppUnavailable, reason: "http 401"},
-		{status: 403, outcome: AppUnavailable, reason: "http 403"},
-		{status: 404, outcome: AppUnavailable, reason: "http 404"},
-		{status: 405, outcome: AppUnavailable, reason: "http 405"},
-		{status: 301, outcome: AppUnavailable, reason: "http 301"},
-		{status: 307, outcome: AppUnavailable, reason: "http 307"},
-		{status: 200, kv: []string{"want-action", "dead-letter"}, outcome: Permanent, reason: "http 200 (action dead-letter)"},
-		{status: 500, kv: []string{"want-action", " DEAD-LETTER ", "want-body", "poison"}, outcome: Permanent, reason: "http 500 (action dead-letter): poison"},
-		{status: 422, kv: []string{"want-action", "retry"}, outcome: Retryable, reason: "http 422 (action retry)"},
-		{status: 503, kv: []string{"want-action", "retry"}, outcome: Retryable, reason: "http 503 (action retry)"},
-		{status: 200, kv: []string{"want-action", "drop-it"}, outcome: Success},
-		{status: 500, kv: []string{"want-action", "unknown"}, outcome: Retryable, reason: "http 500"},
-		{status: 500, kv: []string{"want-body-b64", b64("\tmulti\r\nline\x00text\x7f ")}, outcome: Retryable, reason: "http 500: multi  line text"},
-		{status: 500, kv: []string{"want-body-b64", b64("bad \xff utf-8 \u2028 \u0085")}, outcome: Retryable, reason: "http 500: bad \ufffd utf-8"},
-		{status: 500, kv: []string{"want-body", "x", "want-body-repeat", "1000"}, outcome: Retryable, reason: "http 500: " + strings.Repeat("x", 256)},
-		{status: 500, kv: []string{"want-body-b64", b64(strings.Repeat("x", 255) + "é")}, outcome: Retryable, reason: "http 500: " + strings.Repeat("x", 255)},
-		{status: 500, kv: []string{"want-body", "é", "want-body-repeat", "200"}, outcome: Retryable, reason: "http 500: " + strings.Repeat("é", 128)},
+		{status: 200, outcome: handler.Success},
+		{status: 201, outcome: handler.Success},
+		{status: 202, outcome: handler.Success},
+		{status: 204, outcome: handler.Success},
+		{status: 299, outcome: handler.Success},
+		{status: 409, kv: []string{"want-body", "already have it"}, outcome: handler.Success},
+		{status: 400, kv: []string{"want-body", "bad input"}, outcome: handler.Permanent, reason: "http 400: bad input"},
+		{status: 410, outcome: handler.Permanent, reason: "http 410"},
+		{status: 413, outcome: handler.Permanent, reason: "http 413"},
+		{status: 415, outcome: handler.Permanent, reason: "http 415"},
+		{status: 422, kv: []string{"want-body", "total must be positive"}, outcome: handler.Permanent, reason: "http 422: total must be positive"},
+		{status: 418, outcome: handler.Permanent, reason: "http 418"},
+		{status: 451, outcome: handler.Permanent, reason: "http 451"},
+		{status: 408, outcome: handler.Retryable, reason: "http 408"},
+		{status: 500, kv: []string{"want-body", "boom"}, outcome: handler.Retryable, reason: "http 500: boom"},
+		{status: 502, outcome: handler.Retryable, reason: "http 502"},
+		{status: 504, outcome: handler.Retryable, reason: "http 504"},
+		{status: 505, outcome: handler.Retryable, reason: "http 505"},
+		{status: 599, outcome: handler.Retryable, reason: "http 599"},
+		{status: 429, outcome: handler.AppUnavailable, reason: "http 429"},
+		{status: 503, kv: []string{"want-body", "warming up"}, outcome: handler.AppUnavailable, reason: "http 503: warming up"},
+		{status: 401, outcome: handler.AppUnavailable, reason: "http 401"},
+		{status: 403, outcome: handler.AppUnavailable, reason: "http 403"},
+		{status: 404, outcome: handler.AppUnavailable, reason: "http 404"},
+		{status: 405, outcome: handler.AppUnavailable, reason: "http 405"},
+		{status: 301, outcome: handler.AppUnavailable, reason: "http 301"},
+		{status: 307, outcome: handler.AppUnavailable, reason: "http 307"},
+		{status: 200, kv: []string{"want-action", "dead-letter"}, outcome: handler.Permanent, reason: "http 200 (action dead-letter)"},
+		{status: 500, kv: []string{"want-action", " DEAD-LETTER ", "want-body", "poison"}, outcome: handler.Permanent, reason: "http 500 (action dead-letter): poison"},
+		{status: 422, kv: []string{"want-action", "retry"}, outcome: handler.Retryable, reason: "http 422 (action retry)"},
+		{status: 503, kv: []string{"want-action", "retry"}, outcome: handler.Retryable, reason: "http 503 (action retry)"},
+		{status: 200, kv: []string{"want-action", "drop-it"}, outcome: handler.Success},
+		{status: 500, kv: []string{"want-action", "unknown"}, outcome: handler.Retryable, reason: "http 500"},
+		{status: 500, kv: []string{"want-body-b64", b64("\tmulti\r\nline\x00text\x7f ")}, outcome: handler.Retryable, reason: "http 500: multi  line text"},
+		{status: 500, kv: []string{"want-body-b64", b64("bad \xff utf-8 \u2028 \u0085")}, outcome: handler.Retryable, reason: "http 500: bad \ufffd utf-8"},
+		{status: 500, kv: []string{"want-body", "x", "want-body-repeat", "1000"}, outcome: handler.Retryable, reason: "http 500: " + strings.Repeat("x", 256)},
+		{status: 500, kv: []string{"want-body-b64", b64(strings.Repeat("x", 255) + "é")}, outcome: handler.Retryable, reason: "http 500: " + strings.Repeat("x", 255)},
+		{status: 500, kv: []string{"want-body", "é", "want-body-repeat", "200"}, outcome: handler.Retryable, reason: "http 500: " + strings.Repeat("é", 128)},
 	}
 	for _, tt := range tests {
 		name := fmt.Sprintf("%d %v", tt.status, tt.kv)
@@ -377,7 +378,7 @@ func TestDeliverClassifiesStatus(t *testing.T) {
 func TestDeliverRetryAfter(t *testing.T) {
 	srv := statusServer(t)
 	clock := newFakeClock()
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, Clock: clock.Now})
+	h := newTestHTTP(t, Options{URL: srv.URL, Clock: clock.Now})
 	date := func(d time.Duration) string { return clock.Now().Add(d).Format(http.TimeFormat) }
 	tests := []struct {
 		name   string
@@ -426,9 +427,9 @@ func blockingServer(t *testing.T) (*httptest.Server, <-chan struct{}) {
 
 func TestDeliverTimeout(t *testing.T) {
 	srv, _ := blockingServer(t)
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, Timeout: 100 * time.Millisecond})
+	h := newTestHTTP(t, Options{URL: srv.URL, Timeout: 100 * time.Millisecond})
 	res := deliverWithin(t, context.Background(), h, sampleDelivery())
-	want := Result{Outcome: Retryable, Reason: "timeout after 100ms"}
+	want := handler.Result{Outcome: handler.Retryable, Reason: "timeout after 100ms"}
 	if res.Outcome != want.Outcome || res.Reason != want.Reason || res.Status != 0 {
 		t.Errorf("Deliver = %+v, want %+v", res, want)
 	}
@@ -439,7 +440,7 @@ func TestDeliverTimeout(t *testing.T) {
 
 func TestDeliverCallerCancels(t *testing.T) {
 	srv, arrived := blockingServer(t)
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL})
+	h := newTestHTTP(t, Options{URL: srv.URL})
 
 	t.Run("while the app works", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -455,7 +456,7 @@ func TestDeliverCallerCancels(t *testing.T) {
 		if ctx.Err() == nil {
 			t.Fatal("Deliver returned before the cancel")
 		}
-		if res.Outcome != AppUnavailable || res.Reason != "delivery canceled" {
+		if res.Outcome != handler.AppUnavailable || res.Reason != "delivery canceled" {
 			t.Errorf("Deliver = %+v, want AppUnavailable \"delivery canceled\"", res)
 		}
 	})
@@ -463,7 +464,7 @@ func TestDeliverCallerCancels(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		res := deliverWithin(t, ctx, h, sampleDelivery())
-		if res.Outcome != AppUnavailable || res.Reason != "delivery canceled" {
+		if res.Outcome != handler.AppUnavailable || res.Reason != "delivery canceled" {
 			t.Errorf("Deliver = %+v, want AppUnavailable \"delivery canceled\"", res)
 		}
 		select {
@@ -481,9 +482,9 @@ func TestDeliverConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	h := newTestHTTP(t, HTTPOptions{URL: "http://" + addr + "/"})
+	h := newTestHTTP(t, Options{URL: "http://" + addr + "/"})
 	res := deliverWithin(t, context.Background(), h, sampleDelivery())
-	if res.Outcome != AppUnavailable || res.Reason != "connection refused" || res.Status != 0 {
+	if res.Outcome != handler.AppUnavailable || res.Reason != "connection refused" || res.Status != 0 {
 		t.Errorf("Deliver = %+v, want AppUnavailable \"connection refused\"", res)
 	}
 }
@@ -523,7 +524,7 @@ func TestDeliverConnectionBroken(t *testing.T) {
 				conn.Close()
 			}))
 			defer srv.Close()
-			h := newTestHTTP(t, HTTPOptions{URL: srv.URL})
+			h := newTestHTTP(t, Options{URL: srv.URL})
 			d := sampleDelivery()
 			d.Value = tt.value
 			res := deliverWithin(t, context.Background(), h, d)
@@ -532,7 +533,7 @@ func TestDeliverConnectionBroken(t *testing.T) {
 				"connection closed by the app during the request",
 				"connection closed by the app (broken pipe)",
 			}
-			if res.Outcome != Retryable || res.Status != 0 || !slices.Contains(reasons, res.Reason) {
+			if res.Outcome != handler.Retryable || res.Status != 0 || !slices.Contains(reasons, res.Reason) {
 				t.Errorf("Deliver = %+v, want Retryable with no status and one of the reasons %q", res, reasons)
 			}
 		})
@@ -558,7 +559,7 @@ func TestDeliverCapsResponseBody(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, MaxResponseBytes: limit})
+	h := newTestHTTP(t, Options{URL: srv.URL, MaxResponseBytes: limit})
 	counter := countReads(h)
 
 	for _, status := range []int{200, 500} {
@@ -585,8 +586,8 @@ func TestDeliverReusesConnections(t *testing.T) {
 			conns.Add(1)
 		}
 	})
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL})
-	deliveries := []*Delivery{
+	h := newTestHTTP(t, Options{URL: srv.URL})
+	deliveries := []*handler.Delivery{
 		asking(200),
 		asking(204),
 		asking(200, "want-body", "ok", "want-body-repeat", "5000"),
@@ -613,7 +614,7 @@ func TestAuthToken(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "token")
 		writeFile(t, path, "token-a\n")
 		clock := newFakeClock()
-		h := newTestHTTP(t, HTTPOptions{URL: srv.URL, AuthTokenFile: path, Clock: clock.Now})
+		h := newTestHTTP(t, Options{URL: srv.URL, AuthTokenFile: path, Clock: clock.Now})
 
 		wantAuth(t, h, ch, "Bearer token-a")
 		writeFile(t, path, "token-bb\n")
@@ -634,7 +635,7 @@ func TestAuthToken(t *testing.T) {
 		mustSymlink(t, "v1", filepath.Join(dir, "..data"))
 		mustSymlink(t, filepath.Join("..data", "token"), filepath.Join(dir, "token"))
 		clock := newFakeClock()
-		h := newTestHTTP(t, HTTPOptions{URL: srv.URL, AuthTokenFile: filepath.Join(dir, "token"), Clock: clock.Now})
+		h := newTestHTTP(t, Options{URL: srv.URL, AuthTokenFile: filepath.Join(dir, "token"), Clock: clock.Now})
 		wantAuth(t, h, ch, "Bearer token-1")
 
 		mustSymlink(t, "v2", filepath.Join(dir, "..data_tmp"))
@@ -649,7 +650,7 @@ func TestAuthToken(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "token")
 		writeFile(t, path, "token-a")
 		clock := newFakeClock()
-		h := newTestHTTP(t, HTTPOptions{URL: srv.URL, AuthTokenFile: path, Clock: clock.Now})
+		h := newTestHTTP(t, Options{URL: srv.URL, AuthTokenFile: path, Clock: clock.Now})
 		wantAuth(t, h, ch, "Bearer token-a")
 		if err := os.Remove(path); err != nil {
 			t.Fatal(err)
@@ -662,9 +663,9 @@ func TestAuthToken(t *testing.T) {
 	})
 }
 
-func wantAuth(t *testing.T, h *HTTP, ch <-chan captured, want string) {
+func wantAuth(t *testing.T, h *Deliverer, ch <-chan captured, want string) {
 	t.Helper()
-	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success {
+	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Fatalf("Deliver = %+v, want success", res)
 	}
 	if got := receive(t, ch).header.Get("Authorization"); got != want {
@@ -702,9 +703,9 @@ func TestAuthTokenFileErrorsHideTheToken(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-"))
 			writeFile(t, path, tt.content)
-			_, err := NewHTTP(HTTPOptions{URL: "http://127.0.0.1:1/", AuthTokenFile: path})
+			_, err := New(Options{URL: "http://127.0.0.1:1/", AuthTokenFile: path})
 			if err == nil {
-				t.Fatal("NewHTTP accepted a bad token file")
+				t.Fatal("New accepted a bad token file")
 			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error %q quotes the token", err)
@@ -715,9 +716,9 @@ func TestAuthTokenFileErrorsHideTheToken(t *testing.T) {
 		})
 	}
 	t.Run("missing", func(t *testing.T) {
-		_, err := NewHTTP(HTTPOptions{URL: "http://127.0.0.1:1/", AuthTokenFile: filepath.Join(dir, "absent")})
+		_, err := New(Options{URL: "http://127.0.0.1:1/", AuthTokenFile: filepath.Join(dir, "absent")})
 		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("NewHTTP error = %v, want one wrapping os.ErrNotExist", err)
+			t.Errorf("New error = %v, want one wrapping os.ErrNotExist", err)
 		}
 	})
 }
@@ -725,31 +726,31 @@ func TestAuthTokenFileErrorsHideTheToken(t *testing.T) {
 func TestNewHTTPChecksOptions(t *testing.T) {
 	tests := []struct {
 		name string
-		opts HTTPOptions
+		opts Options
 		ok   bool
 	}{
-		{name: "default app url", opts: HTTPOptions{URL: "http://127.0.0.1:8080/"}, ok: true},
-		{name: "https", opts: HTTPOptions{URL: "https://localhost:8443/in"}, ok: true},
-		{name: "topic in the path twice", opts: HTTPOptions{URL: "http://h/{topic}/x/{topic}?q=1"}, ok: true},
-		{name: "empty", opts: HTTPOptions{}},
-		{name: "no scheme", opts: HTTPOptions{URL: "127.0.0.1:8080"}},
-		{name: "ftp", opts: HTTPOptions{URL: "ftp://h/"}},
-		{name: "no host", opts: HTTPOptions{URL: "http:///path"}},
-		{name: "topic in the host", opts: HTTPOptions{URL: "http://{topic}.svc/"}},
-		{name: "topic in the user info", opts: HTTPOptions{URL: "http://u:{topic}@h/"}},
-		{name: "topic in the query", opts: HTTPOptions{URL: "http://h/in?t={topic}"}},
-		{name: "topic in the fragment", opts: HTTPOptions{URL: "http://h/in#{topic}"}},
-		{name: "topic without a path", opts: HTTPOptions{URL: "http://h?{topic}"}},
-		{name: "bad escape", opts: HTTPOptions{URL: "http://h/%zz"}},
-		{name: "negative timeout", opts: HTTPOptions{URL: "http://h/", Timeout: -time.Second}},
-		{name: "negative max response bytes", opts: HTTPOptions{URL: "http://h/", MaxResponseBytes: -1}},
-		{name: "negative max conns", opts: HTTPOptions{URL: "http://h/", MaxConns: -1}},
+		{name: "default app url", opts: Options{URL: "http://127.0.0.1:8080/"}, ok: true},
+		{name: "https", opts: Options{URL: "https://localhost:8443/in"}, ok: true},
+		{name: "topic in the path twice", opts: Options{URL: "http://h/{topic}/x/{topic}?q=1"}, ok: true},
+		{name: "empty", opts: Options{}},
+		{name: "no scheme", opts: Options{URL: "127.0.0.1:8080"}},
+		{name: "ftp", opts: Options{URL: "ftp://h/"}},
+		{name: "no host", opts: Options{URL: "http:///path"}},
+		{name: "topic in the host", opts: Options{URL: "http://{topic}.svc/"}},
+		{name: "topic in the user info", opts: Options{URL: "http://u:{topic}@h/"}},
+		{name: "topic in the query", opts: Options{URL: "http://h/in?t={topic}"}},
+		{name: "topic in the fragment", opts: Options{URL: "http://h/in#{topic}"}},
+		{name: "topic without a path", opts: Options{URL: "http://h?{topic}"}},
+		{name: "bad escape", opts: Options{URL: "http://h/%zz"}},
+		{name: "negative timeout", opts: Options{URL: "http://h/", Timeout: -time.Second}},
+		{name: "negative max response bytes", opts: Options{URL: "http://h/", MaxResponseBytes: -1}},
+		{name: "negative max conns", opts: Options{URL: "http://h/", MaxConns: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := NewHTTP(tt.opts)
+			h, err := New(tt.opts)
 			if (err == nil) != tt.ok {
-				t.Fatalf("NewHTTP(%+v) error = %v, want ok=%v", tt.opts, err, tt.ok)
+				t.Fatalf("New(%+v) error = %v, want ok=%v", tt.opts, err, tt.ok)
 			}
 			if err != nil {
 				if msg := err.Error(); !utf8.ValidString(msg) || strings.ContainsAny(msg, "\n\r") {
@@ -771,15 +772,15 @@ func TestNewHTTPChecksOptions(t *testing.T) {
 func TestNewHTTPTunesTheTransport(t *testing.T) {
 	tests := []struct {
 		name         string
-		opts         HTTPOptions
+		opts         Options
 		idlePerHost  int
 		tlsHandshake time.Duration
 	}{
-		{name: "defaults", opts: HTTPOptions{}, idlePerHost: DefaultMaxConns, tlsHandshake: tlsHandshakeTimeout},
-		{name: "large pool", opts: HTTPOptions{MaxConns: 512}, idlePerHost: 512, tlsHandshake: tlsHandshakeTimeout},
+		{name: "defaults", opts: Options{}, idlePerHost: DefaultMaxConns, tlsHandshake: tlsHandshakeTimeout},
+		{name: "large pool", opts: Options{MaxConns: 512}, idlePerHost: 512, tlsHandshake: tlsHandshakeTimeout},
 		// A short delivery timeout shortens connecting, so a missing app fails to connect (no attempt used)
 		// before the delivery times out (an attempt used).
-		{name: "short timeout", opts: HTTPOptions{Timeout: time.Second}, idlePerHost: DefaultMaxConns, tlsHandshake: 500 * time.Millisecond},
+		{name: "short timeout", opts: Options{Timeout: time.Second}, idlePerHost: DefaultMaxConns, tlsHandshake: 500 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -820,7 +821,7 @@ func TestNewHTTPTargets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			h := newTestHTTP(t, HTTPOptions{URL: tt.url})
+			h := newTestHTTP(t, Options{URL: tt.url})
 			tg, err := h.url.forTopic("orders")
 			if err != nil {
 				t.Fatal(err)
@@ -836,7 +837,73 @@ func TestNewHTTPTargets(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewHTTP(HTTPOptions{URL: "http://bücher.example/"}); err == nil || !strings.Contains(err.Error(), "punycode") {
-		t.Errorf("NewHTTP with a non-ASCII host: %v, want an error asking for the punycode form", err)
+	if _, err := New(Options{URL: "http://bücher.example/"}); err == nil || !strings.Contains(err.Error(), "punycode") {
+		t.Errorf("New with a non-ASCII host: %v, want an error asking for the punycode form", err)
+	}
+}
+
+// TestDeliverMiddlewareHeaders: what middleware sets on a Delivery reaches the app. Extra headers are sent as
+// they are and replace the trace context taken from the record; a content type replaces the record's; names
+// the deliverer alone writes, and names or values HTTP cannot carry, are not sent.
+func TestDeliverMiddlewareHeaders(t *testing.T) {
+	srv, ch := capturingServer(t, http.StatusNoContent)
+	h := newTestHTTP(t, Options{URL: srv.URL + "/"})
+	d := sampleDelivery()
+	d.Headers = append(d.Headers, kgo.RecordHeader{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")})
+	d.ContentType = "application/cloudevents+json"
+	d.Extra = []handler.Header{
+		{Name: "ce-id", Value: "42"},
+		{Name: "Traceparent", Value: "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"},
+		{Name: "Kafka-Topic", Value: "forged"},
+		{Name: "Idempotency-Key", Value: "forged"},
+		{Name: "bad name", Value: "x"},
+		{Name: "X-Bad-Value", Value: "a\nb"},
+	}
+	if res := deliverWithin(t, context.Background(), h, d); res.Outcome != handler.Success {
+		t.Fatalf("Deliver = %+v, want success", res)
+	}
+	c := receive(t, ch)
+	for name, want := range map[string][]string{
+		"Ce-Id":           {"42"},
+		"Traceparent":     {"00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"},
+		"Content-Type":    {"application/cloudevents+json"},
+		"Kafka-Topic":     {"orders"},
+		"Idempotency-Key": {"orders/3/42"},
+		"X-Bad-Value":     nil,
+	} {
+		if got := c.header.Values(name); !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestDeliverBatchMode: with Options.Batch, one Deliver call is one request carrying every record, and the
+// content type middleware set decides how a value is embedded.
+func TestDeliverBatchMode(t *testing.T) {
+	srv, ch := capturingServer(t, http.StatusOK)
+	h := newTestHTTP(t, Options{URL: srv.URL + "/", Batch: true})
+	a, b := sampleDelivery(), sampleDelivery()
+	b.ID, b.Offset = "orders/3/43", 43
+	b.Headers = nil
+	b.Value = []byte(`{"decoded":true}`)
+	b.ContentType = "application/json"
+	results := make([]handler.Result, 2)
+	h.Deliver(context.Background(), []*handler.Delivery{a, b}, results)
+	for i, r := range results {
+		if r.Outcome != handler.Success {
+			t.Errorf("results[%d] = %+v, want success", i, r)
+		}
+	}
+	c := receive(t, ch)
+	if got := c.header.Get("Kafka-Batch-Size"); got != "2" {
+		t.Errorf("Kafka-Batch-Size = %q, want 2 (one request for both records)", got)
+	}
+	if !strings.Contains(string(c.body), `"value":{"decoded":true}`) {
+		t.Errorf("body %s does not embed the second value as JSON", c.body)
+	}
+	select {
+	case extra := <-ch:
+		t.Errorf("a second request reached the app: %s", extra.requestURI)
+	default:
 	}
 }

@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 // Names of the HTTP headers the sidecar sends to the app and reads from its answers. They are part of the
 // user-facing contract: apps match on them, so they never change.

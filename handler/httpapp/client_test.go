@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/test/certs"
 )
 
@@ -112,7 +113,7 @@ func TestClientAnswers(t *testing.T) {
 		answer     string
 		closeAfter bool
 		maxBody    int64
-		outcome    Outcome
+		outcome    handler.Outcome
 		status     int
 		reason     string
 		retryAfter time.Duration
@@ -122,101 +123,101 @@ func TestClientAnswers(t *testing.T) {
 		{
 			name:    "common answer",
 			answer:  "HTTP/1.1 204 No Content\r\nDate: Wed, 01 May 2024 12:00:00 GMT\r\n\r\n",
-			outcome: Success, status: 204, conns: 1,
+			outcome: handler.Success, status: 204, conns: 1,
 		},
 		{
 			name:    "body of a given length",
 			answer:  "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\nboom",
-			outcome: Retryable, status: 500, reason: "http 500: boom", conns: 1,
+			outcome: handler.Retryable, status: 500, reason: "http 500: boom", conns: 1,
 		},
 		{
 			name:    "action and Retry-After in any case, first value wins",
 			answer:  "HTTP/1.1 503 Service Unavailable\r\nretry-after: 7\r\nRetry-After: 9\r\nkafka-sidecar-action:  Retry \r\nContent-Length: 0\r\n\r\n",
-			outcome: Retryable, status: 503, reason: "http 503 (action retry)", retryAfter: 7 * time.Second, conns: 1,
+			outcome: handler.Retryable, status: 503, reason: "http 503 (action retry)", retryAfter: 7 * time.Second, conns: 1,
 		},
 		{
 			name:    "chunked",
 			answer:  "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\nRetry-After: 3\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-			outcome: Retryable, status: 500, reason: "http 500: hello world", conns: 1,
+			outcome: handler.Retryable, status: 500, reason: "http 500: hello world", conns: 1,
 		},
 		{
 			name:    "chunked with trailers",
 			answer:  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n",
-			outcome: Success, status: 200, conns: 1,
+			outcome: handler.Success, status: 200, conns: 1,
 		},
 		{
 			name: "informational answers first",
 			answer: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
 				"HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 8\r\n\r\nnegative",
-			outcome: Permanent, status: 422, reason: "http 422: negative", conns: 1,
+			outcome: handler.Permanent, status: 422, reason: "http 422: negative", conns: 1,
 		},
 		{
 			name:   "Connection: close",
 			answer: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", closeAfter: true,
-			outcome: Success, status: 200, conns: 2,
+			outcome: handler.Success, status: 200, conns: 2,
 		},
 		{
 			name:   "HTTP/1.0 with a body up to the close",
 			answer: "HTTP/1.0 422 Unprocessable Entity\r\n\r\nbad total", closeAfter: true,
-			outcome: Permanent, status: 422, reason: "http 422: bad total", conns: 2,
+			outcome: handler.Permanent, status: 422, reason: "http 422: bad total", conns: 2,
 		},
 		{
 			name:    "HTTP/1.0 keep-alive",
 			answer:  "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
-			outcome: Success, status: 200, conns: 1,
+			outcome: handler.Success, status: 200, conns: 1,
 		},
 		{
 			name:   "HTTP/1.1 with a body up to the close",
 			answer: "HTTP/1.1 500 Internal Server Error\r\n\r\nall of it", closeAfter: true,
-			outcome: Retryable, status: 500, reason: "http 500: all of it", conns: 2,
+			outcome: handler.Retryable, status: 500, reason: "http 500: all of it", conns: 2,
 		},
 		{
 			name:    "head larger than the read buffer",
 			answer:  "HTTP/1.1 200 OK\r\n" + bigHeader + "Content-Length: 0\r\n\r\n",
-			outcome: Success, status: 200, conns: 1,
+			outcome: handler.Success, status: 200, conns: 1,
 		},
 		{
 			name:    "head larger than the limit",
 			answer:  "HTTP/1.1 200 OK\r\n" + strings.Repeat(bigHeader, 12) + "Content-Length: 0\r\n\r\n",
-			outcome: Retryable, reason: "the app's answer headers exceed 64 KiB", conns: 2,
+			outcome: handler.Retryable, reason: "the app's answer headers exceed 64 KiB", conns: 2,
 		},
 		{
 			name:    "body as long as the cap",
 			answer:  "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 8\r\n\r\n12345678",
 			maxBody: 8,
-			outcome: Retryable, status: 500, reason: "http 500: 12345678", conns: 1,
+			outcome: handler.Retryable, status: 500, reason: "http 500: 12345678", conns: 1,
 		},
 		{
 			name:    "body longer than the cap",
 			answer:  "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 9\r\n\r\n123456789",
 			maxBody: 8,
-			outcome: Retryable, status: 500, reason: "http 500: 12345678", conns: 2,
+			outcome: handler.Retryable, status: 500, reason: "http 500: 12345678", conns: 2,
 		},
 		{
 			name:    "204 with a Content-Length has no body",
 			answer:  "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
-			outcome: Success, status: 204, conns: 1,
+			outcome: handler.Success, status: 204, conns: 1,
 		},
 		{
 			name:    "bytes after the answer",
 			answer:  "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
-			outcome: Success, status: 200, conns: 2,
+			outcome: handler.Success, status: 200, conns: 2,
 		},
 		{
 			name:    "malformed answer",
 			answer:  "HTTP/1.1 2xx OK\r\n\r\n",
-			outcome: Retryable, reason: `malformed HTTP status code "2xx"`, conns: 2,
+			outcome: handler.Retryable, reason: `malformed HTTP status code "2xx"`, conns: 2,
 		},
 		{
 			name:    "answer with bare line feeds",
 			answer:  "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
-			outcome: Success, status: 200, conns: 1,
+			outcome: handler.Success, status: 200, conns: 1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			app := startRawApp(t, answering(tt.answer, tt.closeAfter))
-			h := newTestHTTP(t, HTTPOptions{URL: app.url, MaxResponseBytes: tt.maxBody})
+			h := newTestHTTP(t, Options{URL: app.url, MaxResponseBytes: tt.maxBody})
 			for i := range 2 {
 				res := deliverWithin(t, context.Background(), h, sampleDelivery())
 				if res.Outcome != tt.outcome || res.Status != tt.status || res.Reason != tt.reason || res.RetryAfter != tt.retryAfter {
@@ -239,12 +240,12 @@ func TestClientKeepsConnectionsUnderLoad(t *testing.T) {
 		}
 	})
 	const workers = 8
-	h := newTestHTTP(t, HTTPOptions{URL: srv.URL, MaxConns: workers})
+	h := newTestHTTP(t, Options{URL: srv.URL, MaxConns: workers})
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for range 50 {
-				if res := h.Deliver(context.Background(), asking(200)); res.Outcome != Success {
+				if res := h.DeliverOne(context.Background(), asking(200)); res.Outcome != handler.Success {
 					t.Errorf("Deliver = %+v, want success", res)
 					return
 				}
@@ -270,7 +271,7 @@ func TestClientResendsOnStaleConnection(t *testing.T) {
 		// closesIdle tells that the app closes the first connection before the next request: the test waits
 		// for that, so that the connection is stale for sure when it is used again.
 		closesIdle bool
-		outcome    Outcome
+		outcome    handler.Outcome
 		reason     string
 	}{
 		{
@@ -282,7 +283,7 @@ func TestClientResendsOnStaleConnection(t *testing.T) {
 			},
 			later:      func(c net.Conn, br *bufio.Reader) { answering(ok, false)(0, c, br) },
 			closesIdle: true,
-			outcome:    Success,
+			outcome:    handler.Success,
 		},
 		{
 			name: "reset while idle",
@@ -294,7 +295,7 @@ func TestClientResendsOnStaleConnection(t *testing.T) {
 			},
 			later:      func(c net.Conn, br *bufio.Reader) { answering(ok, false)(0, c, br) },
 			closesIdle: true,
-			outcome:    Success,
+			outcome:    handler.Success,
 		},
 		{
 			name: "closed after reading the next request without answering",
@@ -305,7 +306,7 @@ func TestClientResendsOnStaleConnection(t *testing.T) {
 				readRequest(br)
 			},
 			later:   func(c net.Conn, br *bufio.Reader) { answering(ok, false)(0, c, br) },
-			outcome: Success,
+			outcome: handler.Success,
 		},
 		{
 			name: "the new connection fails too: no second resend",
@@ -316,7 +317,7 @@ func TestClientResendsOnStaleConnection(t *testing.T) {
 			},
 			later:      func(_ net.Conn, br *bufio.Reader) { readRequest(br) },
 			closesIdle: true,
-			outcome:    Retryable, reason: "connection closed by the app during the request",
+			outcome:    handler.Retryable, reason: "connection closed by the app during the request",
 		},
 	}
 	for _, tt := range tests {
@@ -331,8 +332,8 @@ func TestClientResendsOnStaleConnection(t *testing.T) {
 				c.Close()
 				signal(firstDone)
 			})
-			h := newTestHTTP(t, HTTPOptions{URL: app.url})
-			if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success {
+			h := newTestHTTP(t, Options{URL: app.url})
+			if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 				t.Fatalf("first delivery = %+v, want success", res)
 			}
 			if tt.closesIdle {
@@ -361,12 +362,12 @@ func TestClientDoesNotResendAfterPartOfAnAnswer(t *testing.T) {
 			return
 		}
 	})
-	h := newTestHTTP(t, HTTPOptions{URL: app.url})
-	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success {
+	h := newTestHTTP(t, Options{URL: app.url})
+	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Fatalf("first delivery = %+v, want success", res)
 	}
 	res := deliverWithin(t, context.Background(), h, sampleDelivery())
-	if res.Outcome != Retryable || res.Status != 0 || res.Reason != "connection closed by the app during the request" {
+	if res.Outcome != handler.Retryable || res.Status != 0 || res.Reason != "connection closed by the app during the request" {
 		t.Errorf("Deliver = %+v, want Retryable, connection closed", res)
 	}
 	if n, r := app.conns.Load(), requests.Load(); n != 1 || r != 2 {
@@ -382,11 +383,11 @@ func TestClientTakesAnAnswerSentBeforeTheRequestEnded(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo long")
 		_ = c.(*net.TCPConn).SetLinger(0) // a reset, so that the client's write fails
 	})
-	h := newTestHTTP(t, HTTPOptions{URL: app.url})
+	h := newTestHTTP(t, Options{URL: app.url})
 	d := sampleDelivery()
 	d.Value = make([]byte, 64<<20) // more than the socket buffers hold, so the write is still under way
 	res := deliverWithin(t, context.Background(), h, d)
-	if res.Outcome != Permanent || res.Status != 413 || res.Reason != "http 413: too long" {
+	if res.Outcome != handler.Permanent || res.Status != 413 || res.Reason != "http 413: too long" {
 		t.Errorf("Deliver = %+v, want the app's 413", res)
 	}
 }
@@ -438,7 +439,7 @@ func TestClientCancelAndTimeout(t *testing.T) {
 		d.Value = tt.value
 
 		t.Run("canceled "+tt.name, func(t *testing.T) {
-			h := newTestHTTP(t, HTTPOptions{URL: app.url})
+			h := newTestHTTP(t, Options{URL: app.url})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() {
@@ -449,7 +450,7 @@ func TestClientCancelAndTimeout(t *testing.T) {
 				}
 			}()
 			res := deliverWithin(t, ctx, h, d)
-			want := Result{Outcome: AppUnavailable, Reason: "delivery canceled"}
+			want := handler.Result{Outcome: handler.AppUnavailable, Reason: "delivery canceled"}
 			// Once the app has sent a status, the cancel may land before the client has read it or after;
 			// either way Deliver returns at once.
 			answered := tt.status != 0 && res.Status == tt.status && res.Reason == tt.reason
@@ -461,11 +462,11 @@ func TestClientCancelAndTimeout(t *testing.T) {
 			}
 		})
 		t.Run("timeout "+tt.name, func(t *testing.T) {
-			h := newTestHTTP(t, HTTPOptions{URL: app.url, Timeout: timeout})
+			h := newTestHTTP(t, Options{URL: app.url, Timeout: timeout})
 			res := deliverWithin(t, context.Background(), h, d)
-			want := Result{Outcome: Retryable, Reason: "timeout after 200ms"}
+			want := handler.Result{Outcome: handler.Retryable, Reason: "timeout after 200ms"}
 			if tt.status != 0 {
-				want = Result{Outcome: Retryable, Status: tt.status, Reason: tt.reason}
+				want = handler.Result{Outcome: handler.Retryable, Status: tt.status, Reason: tt.reason}
 			}
 			if res.Outcome != want.Outcome || res.Status != want.Status || res.Reason != want.Reason {
 				t.Errorf("Deliver = %+v, want %+v", res, want)
@@ -505,21 +506,21 @@ func TestClientCloseIdleConnections(t *testing.T) {
 			}
 		}
 	})
-	h := newTestHTTP(t, HTTPOptions{URL: app.url})
-	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success {
+	h := newTestHTTP(t, Options{URL: app.url})
+	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Fatalf("Deliver = %+v, want success", res)
 	}
 	h.CloseIdleConnections()
 	await(t, closed, "the idle connection closing")
 
-	done := make(chan Result, 1)
-	go func() { done <- h.Deliver(context.Background(), sampleDelivery()) }()
+	done := make(chan handler.Result, 1)
+	go func() { done <- h.DeliverOne(context.Background(), sampleDelivery()) }()
 	await(t, arrived, "the second delivery reaching the app")
 	h.CloseIdleConnections()
 	close(hold)
 	select {
 	case res := <-done:
-		if res.Outcome != Success {
+		if res.Outcome != handler.Success {
 			t.Fatalf("Deliver = %+v, want success", res)
 		}
 	case <-time.After(waitLimit):
@@ -539,18 +540,18 @@ func TestClientTLS(t *testing.T) {
 		name    string
 		server  *tls.Config // nil: a plain HTTP app
 		client  *tls.Config
-		outcome Outcome
+		outcome handler.Outcome
 		// peerCert tells that the app must see the client certificate.
 		peerCert bool
 	}{
-		{name: "server certificate trusted", server: files.ServerTLSConfig(false), client: files.ClientTLSConfig(false), outcome: Success},
-		{name: "mutual TLS", server: files.ServerTLSConfig(true), client: files.ClientTLSConfig(true), outcome: Success, peerCert: true},
+		{name: "server certificate trusted", server: files.ServerTLSConfig(false), client: files.ClientTLSConfig(false), outcome: handler.Success},
+		{name: "mutual TLS", server: files.ServerTLSConfig(true), client: files.ClientTLSConfig(true), outcome: handler.Success, peerCert: true},
 		// TLS 1.2 rejects a missing client certificate in the handshake; TLS 1.3 only after it, on the
 		// first read, where it may race with the reset of the closed connection.
-		{name: "client certificate missing, TLS 1.2", server: tls12(files.ServerTLSConfig(true)), client: files.ClientTLSConfig(false), outcome: AppUnavailable},
-		{name: "client certificate missing, TLS 1.3", server: files.ServerTLSConfig(true), client: files.ClientTLSConfig(false), outcome: AppUnavailable},
-		{name: "unknown CA", server: files.ServerTLSConfig(false), client: &tls.Config{MinVersion: tls.VersionTLS12}, outcome: AppUnavailable},
-		{name: "plain HTTP app", client: files.ClientTLSConfig(false), outcome: AppUnavailable},
+		{name: "client certificate missing, TLS 1.2", server: tls12(files.ServerTLSConfig(true)), client: files.ClientTLSConfig(false), outcome: handler.AppUnavailable},
+		{name: "client certificate missing, TLS 1.3", server: files.ServerTLSConfig(true), client: files.ClientTLSConfig(false), outcome: handler.AppUnavailable},
+		{name: "unknown CA", server: files.ServerTLSConfig(false), client: &tls.Config{MinVersion: tls.VersionTLS12}, outcome: handler.AppUnavailable},
+		{name: "plain HTTP app", client: files.ClientTLSConfig(false), outcome: handler.AppUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -576,17 +577,17 @@ func TestClientTLS(t *testing.T) {
 			}
 			defer srv.Close()
 			url := "https://" + strings.TrimPrefix(strings.TrimPrefix(srv.URL, "https://"), "http://")
-			h := newTestHTTP(t, HTTPOptions{URL: url, TLS: tt.client})
+			h := newTestHTTP(t, Options{URL: url, TLS: tt.client})
 			for i := range 2 {
 				res := deliverWithin(t, context.Background(), h, sampleDelivery())
 				if res.Outcome != tt.outcome {
 					t.Fatalf("delivery %d = %+v, want %v", i+1, res, tt.outcome)
 				}
-				if res.Outcome == AppUnavailable && !strings.HasPrefix(res.Reason, "tls: ") {
+				if res.Outcome == handler.AppUnavailable && !strings.HasPrefix(res.Reason, "tls: ") {
 					t.Errorf("Reason = %q, want a tls: reason", res.Reason)
 				}
 			}
-			if tt.outcome == Success {
+			if tt.outcome == handler.Success {
 				if n := conns.Load(); n != 1 {
 					t.Errorf("two deliveries took %d connections, want 1 kept alive", n)
 				}
@@ -622,14 +623,14 @@ func TestClientDropsIdleConnectionWithStrayBytes(t *testing.T) {
 	var stray sync.Once
 	letStray := func() { stray.Do(func() { close(strayNow) }) }
 	t.Cleanup(letStray) // runs before the app's cleanup, which waits for the serving goroutine
-	h := newTestHTTP(t, HTTPOptions{URL: app.url})
+	h := newTestHTTP(t, Options{URL: app.url})
 	h.pool.checkIdleAfter = 0
-	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success {
+	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Fatalf("first delivery = %+v, want success", res)
 	}
 	letStray()
 	await(t, idleWritten, "the app writing on the idle connection")
-	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != Success || res.Status != 204 {
+	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success || res.Status != 204 {
 		t.Fatalf("delivery after the stray 408 = %+v, want the 204 of a new connection", res)
 	}
 	if n := app.conns.Load(); n != 2 {

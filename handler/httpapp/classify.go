@@ -1,4 +1,4 @@
-package handler
+package httpapp
 
 import (
 	"crypto/tls"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 )
 
 // MaxRetryAfter caps the app's Retry-After: a misbehaving app must not park delivery for hours.
@@ -29,33 +31,33 @@ const maxReasonBody = 256
 //
 // Redirects are not followed (a POST must not silently turn into a GET elsewhere), so a 3xx means the URL is
 // wrong: AppUnavailable, like 404. Codes outside 200–599 are unexpected and count as Retryable.
-func ClassifyStatus(code int) Outcome {
+func ClassifyStatus(code int) handler.Outcome {
 	switch {
 	case code >= 200 && code < 300, code == http.StatusConflict:
-		return Success
+		return handler.Success
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable,
 		code == http.StatusUnauthorized, code == http.StatusForbidden,
 		code == http.StatusNotFound, code == http.StatusMethodNotAllowed:
-		return AppUnavailable
+		return handler.AppUnavailable
 	case code == http.StatusRequestTimeout:
-		return Retryable
+		return handler.Retryable
 	case code >= 300 && code < 400:
-		return AppUnavailable
+		return handler.AppUnavailable
 	case code >= 400 && code < 500:
-		return Permanent
+		return handler.Permanent
 	}
-	return Retryable
+	return handler.Retryable
 }
 
 // parseAction reads a Kafka-Sidecar-Action value. ok is false for an empty or unknown value, which is ignored
 // so that a typo in the app never turns into a dead letter.
-func parseAction(v string) (o Outcome, ok bool) {
+func parseAction(v string) (o handler.Outcome, ok bool) {
 	v = strings.TrimSpace(v)
 	switch {
 	case strings.EqualFold(v, ActionDeadLetter):
-		return Permanent, true
+		return handler.Permanent, true
 	case strings.EqualFold(v, ActionRetry):
-		return Retryable, true
+		return handler.Retryable, true
 	}
 	return 0, false
 }
@@ -175,35 +177,35 @@ func appendSafe(b, src []byte, limit int) []byte {
 //
 // The app being absent (refused, DNS failure, any failure to connect, TLS set up wrong) uses no attempt;
 // a connection that broke once the request was under way (reset, EOF, broken pipe) is retryable.
-func classifyError(err error) (Outcome, string) {
+func classifyError(err error) (handler.Outcome, string) {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return AppUnavailable, "connection refused"
+		return handler.AppUnavailable, "connection refused"
 	case errors.As(err, &dnsErr):
-		return AppUnavailable, "dns lookup of " + safeString(dnsErr.Name) + " failed: " + safeString(dnsErr.Err)
+		return handler.AppUnavailable, "dns lookup of " + safeString(dnsErr.Name) + " failed: " + safeString(dnsErr.Err)
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		if opErr.Timeout() {
-			return AppUnavailable, "connecting to the app: timeout"
+			return handler.AppUnavailable, "connecting to the app: timeout"
 		}
-		return AppUnavailable, "connecting to the app: " + safeString(innermost(opErr).Error())
+		return handler.AppUnavailable, "connecting to the app: " + safeString(innermost(opErr).Error())
 	case isTLSSetupError(err):
 		msg := innermost(err).Error()
 		if errors.Is(err, io.EOF) {
 			msg = "connection closed by the app during the handshake"
 		}
-		return AppUnavailable, "tls: " + safeString(strings.TrimPrefix(msg, "tls: "))
+		return handler.AppUnavailable, "tls: " + safeString(strings.TrimPrefix(msg, "tls: "))
 	case errors.Is(err, syscall.ECONNRESET):
-		return Retryable, "connection reset"
+		return handler.Retryable, "connection reset"
 	case errors.Is(err, syscall.EPIPE):
-		return Retryable, "connection closed by the app (broken pipe)"
+		return handler.Retryable, "connection closed by the app (broken pipe)"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		// net.ErrClosed: the transport closed the connection after its read side saw the app hang up, and
 		// the write of the body then failed. Cancellation, the other cause, is told apart before this.
-		return Retryable, "connection closed by the app during the request"
+		return handler.Retryable, "connection closed by the app during the request"
 	}
-	return Retryable, safeString(innermost(err).Error())
+	return handler.Retryable, safeString(innermost(err).Error())
 }
 
 // isTLSSetupError reports whether err says the TLS session could not be set up: a failed handshake (wrong CA,
