@@ -72,6 +72,10 @@ type Delivery struct {
 	// ContentType, when not empty, is the content type of Value; it replaces the one the deliverer would take
 	// from the record's content-type header (middleware that changes Value sets it).
 	ContentType string
+	// Context is the record's own context, carrying its trace (the consumer span of the record); middleware
+	// that traces a delivery parents its span on it, also when many records travel in one call. Nil means the
+	// context of the Deliver call.
+	Context context.Context
 	// Extra are headers that middleware adds. A deliverer sends each as it is, in place of any header of the
 	// same name (case-insensitively) that it would otherwise derive from the record, such as traceparent.
 	Extra []Header

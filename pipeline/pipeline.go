@@ -72,6 +72,10 @@ type Options struct {
 	Fatal       func(error)
 	Logger      *zap.Logger
 	Metrics     *metrics.Metrics
+	// Tracer is told of the record's steps; nil traces nothing.
+	Tracer Tracer
+	// Middleware wraps the deliverer, the first outermost: every delivery, single or batch, goes through it.
+	Middleware []handler.Middleware
 }
 
 // Pipeline finishes records: claim the message ID, deliver to the app, and route the answer — complete on
