@@ -29,3 +29,12 @@ if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven >/dev/null
 fi
+# kubernetes-validate checks manifests against the Kubernetes JSON schemas offline (the inject corpus and the
+# chart renders); it lives in a cached virtualenv so the system Python is left alone.
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/kafka-sidecar/venv"
+KUBERNETES_VALIDATE_VERSION=1.37.0
+if ! "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+  echo "== installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (Python virtualenv in $VENV)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi
