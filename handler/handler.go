@@ -133,7 +133,9 @@ type Deliverer interface {
 type DelivererFunc func(ctx context.Context, ds []*Delivery, results []Result)
 
 // Deliver calls f.
-func (f DelivererFunc) Deliver(ctx context.Context, ds []*Delivery, results []Result) { f(ctx, ds, results) }
+func (f DelivererFunc) Deliver(ctx context.Context, ds []*Delivery, results []Result) {
+	f(ctx, ds, results)
+}
 
 // Middleware wraps a Deliverer with a cross-cutting concern. It may change the deliveries before passing them
 // on, answer some itself without passing them on (a value that cannot be decoded is Permanent), or observe

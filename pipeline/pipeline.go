@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/consumer"
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
@@ -18,14 +19,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// Deduper is the pipeline's view of the dedup store: per-record calls, which dedup.Coalescer gathers into
-// round trips shared by many records, and calls for a batch of records at once.
+// Deduper is the pipeline's view of the dedup store. dedup.Coalescer implements it: it gathers the calls made
+// for many records at once into shared round trips, so the engine makes a call per set of records.
 type Deduper interface {
-	Claim(ctx context.Context, id string) (dedup.Status, error)
-	Complete(ctx context.Context, id string) error
-	Release(ctx context.Context, id string) error
 	ClaimMany(ctx context.Context, ids []string) ([]dedup.Status, error)
 	CompleteMany(ctx context.Context, ids []string) error
+	Release(ctx context.Context, id string) error
 	// CompleteThen writes a done mark and calls then with the outcome, quickly, from the goroutine that made
 	// the store call.
 	CompleteThen(id string, then func(error))
@@ -49,6 +48,9 @@ type Options struct {
 	Group string
 	// IDHeader names the record header holding the message ID; empty means topic/partition/offset.
 	IDHeader string
+	// MessageID, when set, finds the message ID of a record that has none in IDHeader (a CloudEvent's source
+	// and id, say); ok false means the record has none of its own and its ID is its position.
+	MessageID func(rec *kgo.Record) (id string, ok bool)
 	// Policy is the retry policy.
 	Policy retry.Policy
 	// RetryTopics maps every retry topic this group consumes to its source and tier.
@@ -56,11 +58,12 @@ type Options struct {
 	// RetryTopic names tier n of a source topic; DeadLetterTopic names a source topic's dead-letter topic.
 	RetryTopic      func(source string, tier int) string
 	DeadLetterTopic func(source string) string
-	// Batch, when set, is the deliverer ProcessBatch sends whole batches to (the Deliverer given to New then
-	// serves the records a batch leaves to finish alone, such as retries). Without it, ProcessBatch claims a
-	// batch in one round trip and delivers its records one by one, concurrently.
-	Batch handler.Deliverer
-	// MaxDeliveries bounds the deliveries to the app under way at once (0: no bound beyond the callers').
+	// BatchDelivery hands the records of a batch to the deliverer in one call per source topic (the HTTP
+	// deliverer then sends one request for them); otherwise each record gets a call, and a request, of its
+	// own.
+	BatchDelivery bool
+	// MaxDeliveries bounds the deliverer calls under way at once (0: no bound beyond the consumer's in-flight
+	// cap). In per-record mode a call is one record.
 	MaxDeliveries int
 	// MaxRecordBytes sends larger records to the dead-letter topic without delivering them (0: no limit).
 	MaxRecordBytes int64
@@ -74,21 +77,24 @@ type Options struct {
 	Metrics     *metrics.Metrics
 	// Tracer is told of the record's steps; nil traces nothing.
 	Tracer Tracer
-	// Middleware wraps the deliverer, the first outermost: every delivery, single or batch, goes through it.
+	// Middleware wraps the deliverer, the first outermost, inside the engine's own pausing and metrics
+	// middleware and outside its bound on deliveries: every delivery, single or batch, goes through it.
 	Middleware []handler.Middleware
 }
 
 // Pipeline finishes records: claim the message ID, deliver to the app, and route the answer — complete on
-// success, retry in place, park in a retry tier or the dead-letter topic — so that Process returns nil only
-// for a record that is done. It implements consumer.BatchProcessor.
+// success, retry in place, park in a retry tier or the dead-letter topic — so that a record is reported done
+// only when it is. It implements consumer.BatchProcessor.
 type Pipeline struct {
-	opts    Options
-	dedup   Deduper
-	deliver handler.Deliverer
-	send    Sender
-	gate    *Gate
-	log     *zap.Logger
-	m       *metrics.Metrics
+	opts Options
+	// deliverer is the app's deliverer wrapped in the middleware chain.
+	deliverer handler.Deliverer
+	dedup     Deduper
+	send      Sender
+	gate      *Gate
+	tracer    Tracer
+	log       *zap.Logger
+	m         *metrics.Metrics
 
 	appBackoff   backoff
 	dedupBackoff backoff
@@ -100,13 +106,11 @@ type Pipeline struct {
 	localMu sync.Mutex
 	local   map[string]chan struct{}
 
-	// slots holds a token per delivery under way when MaxDeliveries bounds them; nil otherwise.
-	slots chan struct{}
-	// runner runs the records of batches that finish on their own.
+	// runner runs the sets of records that go on their own.
 	runner *runner
 }
 
-// New builds a Pipeline.
+// New builds a Pipeline that hands records to deliverer through the middleware of opts.
 func New(d Deduper, deliverer handler.Deliverer, s Sender, gate *Gate, opts Options) *Pipeline {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -117,14 +121,11 @@ func New(d Deduper, deliverer handler.Deliverer, s Sender, gate *Gate, opts Opti
 	if opts.DedupBackoffMax <= 0 {
 		opts.DedupBackoffMax = 5 * time.Second
 	}
-	var slots chan struct{}
-	if opts.MaxDeliveries > 0 {
-		slots = make(chan struct{}, opts.MaxDeliveries)
-	}
-	return &Pipeline{
-		opts: opts, dedup: d, deliver: deliverer, send: s, gate: gate,
-		log: opts.Logger, m: opts.Metrics,
-		slots:        slots,
+	p := &Pipeline{
+		opts: opts, dedup: d, send: s, gate: gate,
+		tracer:       opts.Tracer,
+		log:          opts.Logger,
+		m:            opts.Metrics,
 		runner:       newRunner(max(2*opts.MaxDeliveries, 64)),
 		appBackoff:   backoff{first: 100 * time.Millisecond, max: opts.AppBackoffMax},
 		dedupBackoff: backoff{first: 100 * time.Millisecond, max: opts.DedupBackoffMax},
@@ -132,6 +133,12 @@ func New(d Deduper, deliverer handler.Deliverer, s Sender, gate *Gate, opts Opti
 		rnd:          rand.Float64,
 		local:        map[string]chan struct{}{},
 	}
+	if p.tracer == nil {
+		p.tracer = nopTracer{}
+	}
+	mws := append([]handler.Middleware{p.pausing, p.measuring}, opts.Middleware...)
+	p.deliverer = handler.Chain(deliverer, append(mws, bounded(opts.MaxDeliveries))...)
+	return p
 }
 
 // message is a record with what the pipeline knows of its history.
@@ -145,14 +152,9 @@ type message struct {
 	// provenanced is true when rec carries sidecar-* headers of its own (a retry copy or a replayed dead
 	// letter): those are the sidecar's bookkeeping and are not forwarded to the app.
 	provenanced bool
-	// finished, when set, lets a delivered record end without its goroutine waiting for the done mark:
-	// deliverLoop then returns errFinishing and finished is called once the mark is written.
-	finished func()
+	// ownID is true when the ID is the record's own (IDHeader, or Options.MessageID), not its position.
+	ownID bool
 }
-
-// errFinishing tells the caller of deliverLoop that the record was delivered and finishes on its own: its
-// message's finished is called once its done mark is written.
-var errFinishing = errors.New("delivered; finishing once the done mark is written")
 
 // NotBefore returns the time a retry record may be offered again; zero for source records. A malformed
 // header counts as "now": the record is delivered rather than stuck.
@@ -209,10 +211,18 @@ func (p *Pipeline) decode(rec *kgo.Record) message {
 			}
 		}
 	}
-	if m.id == "" {
-		m.id = m.prov.OriginalTopic + "/" + strconv.FormatInt(int64(m.prov.OriginalPartition), 10) + "/" +
-			strconv.FormatInt(m.prov.OriginalOffset, 10)
+	if m.id == "" && p.opts.MessageID != nil {
+		if id, ok := p.opts.MessageID(rec); ok {
+			m.id = id
+		}
 	}
+	position := m.prov.OriginalTopic + "/" + strconv.FormatInt(int64(m.prov.OriginalPartition), 10) + "/" +
+		strconv.FormatInt(m.prov.OriginalOffset, 10)
+	if m.id == "" {
+		m.id = position
+	}
+	// A copy carries the ID it was given at first, so what it is (its own or its position) is told by its form.
+	m.ownID = m.id != position
 	m.prov.ID = m.id
 	return m
 }
@@ -224,29 +234,40 @@ func (p *Pipeline) fields(m *message) []zap.Field {
 	}
 }
 
-// Process finishes one record on the calling goroutine. It returns nil only when the record is done; an error
-// (normally ctx's, when the partition was revoked or the sidecar is stopping) means the record stays undone,
-// as consumer.Report describes.
-func (p *Pipeline) Process(ctx context.Context, rec *kgo.Record) error {
-	m := p.decode(rec)
-	if err := p.enterLocal(ctx, m.id); err != nil {
-		return err
+// ProcessBatch implements consumer.BatchProcessor: it starts every job's record on its path. The records go
+// through each step together where they can (one store round trip claims all of them; in batch delivery mode
+// one request per source topic carries them to the app; their done marks share round trips), and part ways
+// where their paths do (a retry after a backoff, a park, another member's lease), each going on alone.
+func (p *Pipeline) ProcessBatch(jobs []consumer.Job, report consumer.Report) {
+	recs := make([]record, len(jobs))
+	set := make([]*record, 0, len(jobs))
+	for i, j := range jobs {
+		r := &recs[i]
+		r.job, r.idx, r.report = j, i, report
+		r.m = p.decode(j.Rec)
+		r.traced, r.endSpan = p.tracer.Consume(j.Ctx, j.Rec, r.m.id)
+		if r.m.tier > 0 {
+			if nb := p.NotBefore(j.Rec); !nb.IsZero() {
+				p.tracer.Wait(r.traced, nb)()
+			}
+		}
+		if err := j.Ctx.Err(); err != nil {
+			p.finish([]*record{r}, err)
+			continue
+		}
+		r.d = r.m.delivery()
+		r.d.Context = r.traced
+		set = append(set, r)
 	}
-	defer p.leaveLocal(m.id)
-	return p.claimAndDeliver(ctx, &m)
+	p.run(set)
 }
 
-// claimAndDeliver finishes a record whose ID this goroutine holds locally: claim, then deliver.
-func (p *Pipeline) claimAndDeliver(ctx context.Context, m *message) error {
-	status, err := p.claim(ctx, m)
-	if err != nil {
-		return err
-	}
-	if status == dedup.Done {
-		p.duplicate(m)
-		return nil
-	}
-	return p.deliverClaimed(ctx, m, nil)
+// Process finishes one record and returns once it is done (nil) or stopped undone (normally ctx's error, when
+// the partition was revoked or the sidecar is stopping), as consumer.Report describes.
+func (p *Pipeline) Process(ctx context.Context, rec *kgo.Record) error {
+	done := make(chan error, 1)
+	p.ProcessBatch([]consumer.Job{{Ctx: ctx, Rec: rec}}, func(err error, _ ...int) { done <- err })
+	return <-done
 }
 
 // duplicate counts a record skipped because its ID is done.
@@ -254,34 +275,6 @@ func (p *Pipeline) duplicate(m *message) {
 	p.m.DedupHit()
 	p.m.Record(m.source, metrics.OutcomeDuplicate)
 	p.log.Debug("duplicate suppressed", p.fields(m)...)
-}
-
-// deliverClaimed finishes a record whose lease this sidecar holds; every path ends in Complete, Release or a
-// parked copy. first, when set, is the answer to a delivery already made (by a batch).
-func (p *Pipeline) deliverClaimed(ctx context.Context, m *message, first *handler.Result) error {
-	if reason, over := p.oversize(m.rec); over {
-		return p.park(ctx, m, retry.Decision{Action: retry.DeadLetter, Tier: m.tier}, handler.Result{Outcome: handler.Permanent, Reason: reason})
-	}
-	return p.deliverLoop(ctx, m, first)
-}
-
-// takeSlot waits for room under MaxDeliveries; giveSlot gives it back.
-func (p *Pipeline) takeSlot(ctx context.Context) error {
-	if p.slots == nil {
-		return nil
-	}
-	select {
-	case p.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *Pipeline) giveSlot() {
-	if p.slots != nil {
-		<-p.slots
-	}
 }
 
 // oversize tells whether rec exceeds SIDECAR_MAX_RECORD_BYTES, and why.
@@ -297,34 +290,6 @@ func (p *Pipeline) oversize(rec *kgo.Record) (string, bool) {
 	return fmt.Sprintf("record of %d bytes exceeds SIDECAR_MAX_RECORD_BYTES (%d)", size, limit), true
 }
 
-// claim takes the lease on m's ID, waiting out store outages and other owners' leases.
-func (p *Pipeline) claim(ctx context.Context, m *message) (dedup.Status, error) {
-	busyWait := 50 * time.Millisecond
-	for {
-		if err := p.gate.Wait(ctx); err != nil {
-			return 0, err
-		}
-		st, err := p.dedup.Claim(ctx, m.id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
-			}
-			p.storeFailed(err, m)
-			continue
-		}
-		p.dedupBackoff.reset()
-		if st != dedup.Busy {
-			return st, nil
-		}
-		// Another sidecar delivers this ID now (a rebalance moved it): wait for its Complete, Release or expiry.
-		p.log.Debug("message ID leased by another member; waiting", p.fields(m)...)
-		if err := sleep(ctx, busyWait); err != nil {
-			return 0, err
-		}
-		busyWait = min(busyWait*2, 2*time.Second)
-	}
-}
-
 // storeFailed pauses delivery after a dedup store error: nothing is delivered without dedup.
 func (p *Pipeline) storeFailed(err error, m *message) {
 	p.m.DedupError()
@@ -335,6 +300,9 @@ func (p *Pipeline) storeFailed(err error, m *message) {
 	p.gate.PauseFor(metrics.PauseDedupUnavailable, d)
 	p.log.Warn("dedup store unavailable; pausing delivery", append(p.fields(m), zap.Duration("pause", d), zap.Error(err))...)
 }
+
+// closedStore reports whether err says the store was closed: the sidecar is stopping, waiting cannot help.
+func (p *Pipeline) closedStore(err error) bool { return errors.Is(err, dedup.ErrClosed) }
 
 // delivery is the request the app gets for m (its Attempt set before each send).
 func (m *message) delivery() handler.Delivery {
@@ -355,161 +323,18 @@ func (m *message) delivery() handler.Delivery {
 	return d
 }
 
-// deliverLoop delivers m until it is done. first, when set, is the answer to the first attempt, already made
-// (and counted in the metrics) by a batch.
-func (p *Pipeline) deliverLoop(ctx context.Context, m *message, first *handler.Result) error {
-	attemptsOnTier := 0
-	d := m.delivery()
-	for {
-		var res handler.Result
-		if first != nil {
-			res, first = *first, nil
-		} else {
-			if err := p.gate.Wait(ctx); err != nil {
-				p.release(m)
-				return err
-			}
-			d.Attempt = m.prov.Attempts + 1
-			if err := p.takeSlot(ctx); err != nil {
-				p.release(m)
-				return err
-			}
-			res = deliverOne(ctx, p.deliver, &d)
-			p.giveSlot()
-			if ctx.Err() != nil {
-				p.release(m)
-				return ctx.Err()
-			}
-			p.m.Delivery(res.Outcome.String(), res.Elapsed)
-		}
-		switch res.Outcome {
-		case handler.Success:
-			p.appBackoff.reset()
-			p.m.AppUp(true)
-			if m.finished != nil {
-				p.completeThen(ctx, m)
-				return errFinishing
-			}
-			p.complete(ctx, m)
-			p.m.Record(m.source, metrics.OutcomeDelivered)
-			return nil
-		case handler.AppUnavailable:
-			p.m.AppUp(false)
-			pause := p.appBackoff.next(p.now())
-			if res.RetryAfter > 0 {
-				pause = res.RetryAfter
-			}
-			p.gate.PauseFor(metrics.PauseAppUnavailable, pause)
-			p.log.Warn("app unavailable; pausing delivery (no attempt used)",
-				append(p.fields(m), zap.String("reason", res.Reason), zap.Duration("pause", pause))...)
-			continue
-		}
-		p.m.AppUp(true)
-		m.prov.Attempts++
-		attemptsOnTier++
-		dec := p.opts.Policy.Next(m.tier, attemptsOnTier, res.Outcome == handler.Permanent)
-		if dec.Action == retry.InPlace {
-			wait := p.opts.Policy.BackoffFor(attemptsOnTier, p.rnd())
-			p.log.Info("delivery failed; retrying in place",
-				append(p.fields(m), zap.Int("attempt", m.prov.Attempts), zap.String("reason", res.Reason), zap.Duration("backoff", wait))...)
-			if err := sleep(ctx, wait); err != nil {
-				p.release(m)
-				return err
-			}
-			continue
-		}
-		return p.park(ctx, m, dec, res)
-	}
-}
-
-// park copies m to the retry tier or dead-letter topic dec names, waits for the broker's ack, and releases the
-// lease so the copy can be delivered later (by whichever member consumes it).
-func (p *Pipeline) park(ctx context.Context, m *message, dec retry.Decision, res handler.Result) error {
-	prov := m.prov
-	prov.Error = res.Reason
-	prov.ErrorStatus = res.Status
-	prov.FailedAt = p.now()
-	if prov.Attempts == 0 {
-		prov.Attempts = 1 // a record refused before delivery still used its one chance
-	}
-	var topic string
-	outcome := metrics.OutcomeDeadLettered
-	if dec.Action == retry.ToTier {
-		topic = p.opts.RetryTopic(m.source, dec.Tier)
-		prov.NotBefore = p.now().Add(dec.Delay)
-		outcome = metrics.OutcomeRetried
-	} else {
-		topic = p.opts.DeadLetterTopic(m.source)
-		prov.NotBefore = time.Time{}
-	}
-	copyRec := retry.Copy(m.rec, prov, topic)
-	if err := p.send.Send(ctx, copyRec); err != nil {
-		p.release(m)
-		return fmt.Errorf("parking %s in %s: %w", m.id, topic, err)
-	}
-	p.release(m)
-	p.m.Record(m.source, outcome)
-	if dec.Action == retry.ToTier {
-		p.m.Retried(dec.Tier)
-	} else {
-		p.m.DeadLettered(topic)
-	}
-	p.log.Info("record parked", append(p.fields(m), zap.String("to", topic), zap.Int("attempts", prov.Attempts),
-		zap.String("reason", res.Reason))...)
-	return nil
-}
-
-// complete writes the done mark. The record was delivered, so it is done whatever happens here; the mark is
-// what keeps a redelivery (after an offset loss) from reaching the app, so store outages are waited out while
-// the record's context lives.
-func (p *Pipeline) complete(ctx context.Context, m *message) {
-	for {
-		err := p.dedup.Complete(ctx, m.id)
-		if err == nil {
-			p.dedupBackoff.reset()
-			return
-		}
-		if ctx.Err() != nil || errors.Is(err, dedup.ErrClosed) {
-			p.log.Warn("done mark not written before shutdown; a redelivery of this ID would not be suppressed",
-				append(p.fields(m), zap.Error(err))...)
-			return
-		}
-		p.storeFailed(err, m)
-		if p.gate.Wait(ctx) != nil {
-			return
-		}
-	}
-}
-
-// completeThen is complete for a delivered record whose goroutine does not wait: m.finished is called, with
-// the record counted as delivered, once the done mark is written, or once complete has waited out a store
-// outage on a goroutine of its own (the callback runs on the one making the store calls, which must not
-// block).
-func (p *Pipeline) completeThen(ctx context.Context, m *message) {
-	rec, id, source, finished := m.rec, m.id, m.source, m.finished
-	p.dedup.CompleteThen(id, func(err error) {
-		if err != nil {
-			go func() {
-				p.complete(ctx, &message{rec: rec, id: id, source: source})
-				p.m.Record(source, metrics.OutcomeDelivered)
-				finished()
-			}()
-			return
-		}
-		p.dedupBackoff.reset()
-		p.m.Record(source, metrics.OutcomeDelivered)
-		finished()
-	})
-}
-
 // release drops the lease so another attempt (here or on another member) can claim the ID at once. It uses
 // its own short deadline: it also runs when the record's context has ended.
-func (p *Pipeline) release(m *message) {
+func (p *Pipeline) release(r *record) {
+	if !r.claimed {
+		return
+	}
+	r.claimed = false
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := p.dedup.Release(ctx, m.id); err != nil && !errors.Is(err, context.Canceled) {
+	if err := p.dedup.Release(ctx, r.m.id); err != nil && !errors.Is(err, context.Canceled) {
 		p.m.DedupError()
-		p.log.Warn("lease not released; it expires by itself", append(p.fields(m), zap.Error(err))...)
+		p.log.Warn("lease not released; it expires by itself", append(p.fields(&r.m), zap.Error(err))...)
 	}
 }
 
@@ -566,13 +391,6 @@ func (p *Pipeline) Close() { p.runner.Close() }
 
 // Gate returns the gate that pauses delivery, for readiness reporting.
 func (p *Pipeline) Gate() *Gate { return p.gate }
-
-// deliverOne hands one record to d.
-func deliverOne(ctx context.Context, d handler.Deliverer, one *handler.Delivery) handler.Result {
-	var res [1]handler.Result
-	d.Deliver(ctx, []*handler.Delivery{one}, res[:])
-	return res[0]
-}
 
 func recordBytes(r *kgo.Record) int64 {
 	n := len(r.Key) + len(r.Value)

@@ -94,7 +94,7 @@ var (
 	}
 )
 
-func newTestPipeline(t *testing.T, app *scriptedApp, lot *parkingLot, opts Options) (*Pipeline, *dedup.Memory) {
+func newTestPipeline(t *testing.T, app handler.Deliverer, lot *parkingLot, opts Options) (*Pipeline, *dedup.Memory) {
 	t.Helper()
 	store := dedup.NewMemory(dedup.MemoryOptions{Owner: "me", Lease: time.Minute, TTL: time.Hour})
 	coal := dedup.NewCoalescer(store, 64)

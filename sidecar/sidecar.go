@@ -17,7 +17,6 @@ import (
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/doctor"
-	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/handler/httpapp"
 	"github.com/kafka-sidecar/kafka-sidecar/metrics"
 	"github.com/kafka-sidecar/kafka-sidecar/pipeline"
@@ -141,17 +140,14 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	)
 	s.gate = pipeline.NewGate(s.metrics.Paused)
 
-	var deliverer handler.Deliverer = s.http
-	var batchDeliverer handler.Deliverer
+	// In batch mode SIDECAR_MAX_IN_FLIGHT counts records, which the consumer bounds, and a batch is one request.
+	batchDelivery := cfg.Delivery == config.DeliveryBatch
 	maxDeliveries := cfg.MaxInFlight
-	if cfg.Delivery == config.DeliveryBatch {
-		// Batches go to the app whole; records that go on alone (retries) gather into batches of their own.
-		batchDeliverer = s.http
-		deliverer = pipeline.NewBatcher(s.http, cfg.BatchMaxRecords, cfg.BatchMaxWait)
-		maxDeliveries = 0 // the consumer's in-flight cap bounds the records; a batch is one request
+	if batchDelivery {
+		maxDeliveries = 0
 	}
 	sender := dlq.NewProducer(s.producer, log.Named("producer"))
-	s.pipe = pipeline.New(s.coal, deliverer, sender, s.gate, pipeline.Options{
+	s.pipe = pipeline.New(s.coal, s.http, sender, s.gate, pipeline.Options{
 		Group:    cfg.KafkaGroup,
 		IDHeader: cfg.IDHeader,
 		Policy: retry.Policy{
@@ -163,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		RetryTopics:     retryTopics,
 		RetryTopic:      func(src string, tier int) string { return topics.RetryTopic(src, cfg.KafkaGroup, tier) },
 		DeadLetterTopic: func(src string) string { return topics.DeadLetterTopic(src, cfg.KafkaGroup, cfg.DLQTopic) },
-		Batch:           batchDeliverer,
+		BatchDelivery:   batchDelivery,
 		MaxDeliveries:   maxDeliveries,
 		MaxRecordBytes:  cfg.MaxRecordBytes,
 		AppBackoffMax:   cfg.AppBackoffMax,
@@ -178,7 +174,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	// the requests under way (the pipeline's delivery slots); the consumer hands out twice as many records in
 	// batches, so that the next records are claimed, in bulk, while the current ones are delivered.
 	inFlight, batchMax, batchWait := cfg.MaxInFlight, cfg.BatchMaxRecords, cfg.BatchMaxWait
-	if batchDeliverer == nil {
+	if !batchDelivery {
 		inFlight, batchMax, batchWait = 2*cfg.MaxInFlight, max(1, cfg.MaxInFlight/2), 0
 	}
 	cons, err = consumer.New(s.pipe, consumer.Options{
