@@ -38,10 +38,22 @@ func (e envFlag) Set(v string) error {
 	return nil
 }
 
-// injectFlags registers the defaults flags shared by inject and injector on fs.
-func injectFlags(fs *flag.FlagSet, d *inject.Defaults) {
-	d.Env = map[string]string{}
-	fs.StringVar(&d.Image, "image", d.Image, "sidecar image")
+// defaultsFlagSet returns a flag set that prints usage and then the flags on stderr.
+func defaultsFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// injectFlags registers the defaults flags shared by inject and injector on fs; the Defaults are filled in
+// when fs parses.
+func injectFlags(fs *flag.FlagSet) *inject.Defaults {
+	d := &inject.Defaults{Env: map[string]string{}}
+	fs.StringVar(&d.Image, "image", "", "sidecar image (default "+defaultImage()+")")
 	fs.StringVar(&d.Brokers, "brokers", "", "default SIDECAR_KAFKA_BROKERS (host:port,...)")
 	fs.StringVar(&d.ConfigMap, "config-map", "", "ConfigMap with SIDECAR_* keys expected in each namespace (optional in the pod)")
 	fs.StringVar(&d.Secret, "secret", "", "Secret with SIDECAR_* keys expected in each namespace (optional in the pod)")
@@ -50,6 +62,7 @@ func injectFlags(fs *flag.FlagSet, d *inject.Defaults) {
 	fs.StringVar(&d.MemoryRequest, "memory-request", "", "sidecar memory request (default "+inject.DefaultMemoryRequest+")")
 	fs.StringVar(&d.MemoryLimit, "memory-limit", "", "sidecar memory limit (default "+inject.DefaultMemoryLimit+")")
 	fs.IntVar(&d.AdminPort, "admin-port", 0, fmt.Sprintf("sidecar admin port (default %d)", inject.DefaultAdminPort))
+	return d
 }
 
 // defaultImage is the sidecar image of this build.
@@ -60,8 +73,8 @@ func defaultImage() string {
 	return inject.DefaultImageRepository + ":" + strings.TrimPrefix(version, "v")
 }
 
-// loadDefaults reads the defaults file (when given) and lays the flags set on the command line over it.
-func loadDefaults(fs *flag.FlagSet, path string, flags inject.Defaults) (inject.Config, error) {
+// loadDefaults lays the defaults file (when given) over base, and the flags over both.
+func loadDefaults(path string, base, flags inject.Defaults) (inject.Config, error) {
 	var cfg inject.Config
 	if path != "" {
 		var err error
@@ -69,12 +82,7 @@ func loadDefaults(fs *flag.FlagSet, path string, flags inject.Defaults) (inject.
 			return cfg, err
 		}
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if !set["image"] && cfg.Image != "" {
-		flags.Image = ""
-	}
-	cfg.Defaults = cfg.Defaults.Over(flags)
+	cfg.Defaults = base.Over(cfg.Defaults).Over(flags)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("flags: %w", err)
 	}
@@ -82,16 +90,10 @@ func loadDefaults(fs *flag.FlagSet, path string, flags inject.Defaults) (inject.
 }
 
 func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, injectUsage)
-		fs.PrintDefaults()
-	}
+	fs := defaultsFlagSet("inject", injectUsage, stderr)
 	file := fs.String("f", "", "manifests to read (default stdin)")
 	defaultsFile := fs.String("defaults", "", "defaults file (the injector's ConfigMap format); flags win over it")
-	flags := inject.Defaults{Image: defaultImage()}
-	injectFlags(fs, &flags)
+	flags := injectFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -102,7 +104,7 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "inject: unexpected arguments %q (read a file with -f)\n", fs.Args())
 		return exitConfig
 	}
-	cfg, err := loadDefaults(fs, *defaultsFile, flags)
+	cfg, err := loadDefaults(*defaultsFile, inject.Defaults{Image: defaultImage()}, *flags)
 	if err != nil {
 		fmt.Fprintln(stderr, "inject:", err)
 		return exitConfig

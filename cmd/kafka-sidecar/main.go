@@ -45,6 +45,7 @@ Usage:
   kafka-sidecar dlq list      read the dead-letter topic (--help for filters)
   kafka-sidecar dlq replay    send chosen dead letters back to their source topic
   kafka-sidecar inject        add the sidecar to Kubernetes manifests by their annotations (--help)
+  kafka-sidecar injector      the same as a mutating admission webhook server (--help)
   kafka-sidecar version       print the version
 
 Exit codes: 0 clean shutdown, 1 fatal error, 2 invalid configuration.
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDLQ(ctx, args, stdout, stderr)
 	case "inject":
 		return runInject(args, os.Stdin, stdout, stderr)
+	case "injector":
+		return runInjector(ctx, args, stderr)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 		return exitConfig

@@ -1,20 +1,18 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/kafka-sidecar/kafka-sidecar/injector"
 )
 
 // ServerName is the DNS name the server certificate is valid for, besides the loopback addresses.
@@ -56,29 +54,10 @@ func Generate(t testing.TB) *Files {
 // into dir, which must exist, and leaves removing them to the caller.
 func GenerateInto(dir string) (*Files, error) {
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := injector.NewAuthority("kafka-sidecar test CA", validity, now)
 	if err != nil {
-		return nil, fmt.Errorf("generating CA key: %w", err)
+		return nil, err
 	}
-	caTemplate := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "kafka-sidecar test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTemplate, caTemplate, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("signing CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("parsing CA certificate: %w", err)
-	}
-
 	f := &Files{
 		Dir:            dir,
 		CAFile:         filepath.Join(dir, "ca.pem"),
@@ -88,34 +67,32 @@ func GenerateInto(dir string) (*Files, error) {
 		ClientKeyFile:  filepath.Join(dir, "client-key.pem"),
 		caPool:         x509.NewCertPool(),
 	}
-	f.caPool.AddCert(caCert)
-	if err := writePEM(f.CAFile, "CERTIFICATE", caDER); err != nil {
+	f.caPool.AddCert(ca.Certificate())
+	if err := writePEM(f.CAFile, "CERTIFICATE", ca.Certificate().Raw); err != nil {
 		return nil, err
 	}
 
 	server := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: ServerName},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{ServerName},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		Subject:     pkix.Name{CommonName: ServerName},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(validity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{ServerName},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	if f.serverPair, err = issue(server, caCert, caKey, f.ServerCertFile, f.ServerKeyFile); err != nil {
+	if f.serverPair, err = issue(ca, server, f.ServerCertFile, f.ServerKeyFile); err != nil {
 		return nil, fmt.Errorf("issuing server certificate: %w", err)
 	}
 
 	client := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "kafka-sidecar test client"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Subject:     pkix.Name{CommonName: "kafka-sidecar test client"},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(validity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if f.clientPair, err = issue(client, caCert, caKey, f.ClientCertFile, f.ClientKeyFile); err != nil {
+	if f.clientPair, err = issue(ca, client, f.ClientCertFile, f.ClientKeyFile); err != nil {
 		return nil, fmt.Errorf("issuing client certificate: %w", err)
 	}
 	return f, nil
@@ -154,31 +131,23 @@ func (f *Files) ServerTLSConfig(requireClientCert bool) *tls.Config {
 	return cfg
 }
 
-// issue signs template with the CA, writes the certificate and a fresh key as PEM, and returns the pair.
-func issue(template, ca *x509.Certificate, caKey *ecdsa.PrivateKey, certFile, keyFile string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// issue signs template with the CA, writes the certificate and its key as PEM, and returns the pair.
+func issue(ca *injector.Authority, template *x509.Certificate, certFile, keyFile string) (tls.Certificate, error) {
+	pair, err := ca.Sign(template)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("generating key: %w", err)
+		return tls.Certificate{}, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, template, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("signing certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(pair.PrivateKey)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("encoding key: %w", err)
 	}
-	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+	if err := writePEM(certFile, "CERTIFICATE", pair.Certificate[0]); err != nil {
 		return tls.Certificate{}, err
 	}
 	if err := writePEM(keyFile, "PRIVATE KEY", keyDER); err != nil {
 		return tls.Certificate{}, err
 	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("loading key pair back: %w", err)
-	}
-	return pair, nil
+	return *pair, nil
 }
 
 // writePEM writes one PEM block; keys are only readable by the owner, as servers such as redis-server accept.
@@ -188,14 +157,4 @@ func writePEM(path, blockType string, der []byte) error {
 		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
 	}
 	return nil
-}
-
-// serial returns a random 128-bit certificate serial number, unique enough that generated sets never collide.
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		// crypto/rand does not fail on supported platforms; a fixed serial would still produce valid certs.
-		return big.NewInt(1)
-	}
-	return n
 }
