@@ -77,6 +77,7 @@ type Config struct {
 	CommitInterval     time.Duration `env:"SIDECAR_COMMIT_INTERVAL" envDefault:"1s" help:"how often done offsets are committed (also on revoke and shutdown)"`
 	RevokeTimeout      time.Duration `env:"SIDECAR_REVOKE_TIMEOUT" envDefault:"15s" help:"how long in-flight deliveries of a revoked partition may run on before they are cancelled"`
 	ShutdownTimeout    time.Duration `env:"SIDECAR_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"drain deadline on SIGTERM"`
+	StallTimeout       time.Duration `env:"SIDECAR_STALL_TIMEOUT" envDefault:"5m" help:"/healthz fails when records are in flight, delivery is not paused, and none has finished for this long (0 disables); above SIDECAR_APP_TIMEOUT"`
 
 	Delivery        string        `env:"SIDECAR_DELIVERY" envDefault:"single" help:"single (one record per request) or batch (a JSON document of records per request)"`
 	BatchMaxRecords int           `env:"SIDECAR_BATCH_MAX_RECORDS" envDefault:"100" help:"batch mode: records per request at most"`
@@ -340,6 +341,9 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 	positive(p, "SIDECAR_COMMIT_INTERVAL", c.CommitInterval)
 	positive(p, "SIDECAR_REVOKE_TIMEOUT", c.RevokeTimeout)
 	positive(p, "SIDECAR_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	if c.StallTimeout < 0 || (c.StallTimeout > 0 && c.StallTimeout <= c.AppTimeout) {
+		p["SIDECAR_STALL_TIMEOUT"] = fmt.Sprintf("%s must be 0 (off) or above SIDECAR_APP_TIMEOUT (%s): one slow delivery is not a stall", c.StallTimeout, c.AppTimeout)
+	}
 
 	oneOf(p, "SIDECAR_DELIVERY", c.Delivery, DeliverySingle, DeliveryBatch)
 	atLeast(p, "SIDECAR_BATCH_MAX_RECORDS", int64(c.BatchMaxRecords), 1)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Field describes one configuration variable, read from the Config struct's tags.
@@ -86,4 +87,34 @@ func WriteHelp(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Key, def, f.Help)
 	}
 	return tw.Flush()
+}
+
+// Effective returns every variable with the value in force, formatted the way it is written in the environment
+// (durations as 30s, lists comma-separated). Secrets show as [redacted]; URLs are returned as they are, so the
+// caller redacts their credentials before printing them.
+func (c *Config) Effective() map[string]string {
+	out := map[string]string{}
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range Fields() {
+		out[f.Key] = formatValue(v.FieldByName(f.name))
+	}
+	return out
+}
+
+func formatValue(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case Secret:
+		return x.String()
+	case fmt.Stringer:
+		return x.String()
+	case []string:
+		return strings.Join(x, ",")
+	case []time.Duration:
+		parts := make([]string, len(x))
+		for i, d := range x {
+			parts[i] = d.String()
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
 }

@@ -156,3 +156,12 @@ func urlPassword(raw string) string {
 	}
 	return userinfo
 }
+
+// RedactSecrets returns s with every secret the configuration holds (passwords, in plain and URL-escaped forms)
+// replaced by "xxxxx". Unlike RedactURL it leaves text that is not a URL as it is, so it suits error messages.
+func RedactSecrets(cfg *config.Config, s string) string {
+	for _, sec := range secretsOf(cfg) {
+		s = strings.ReplaceAll(s, sec, redactedMark)
+	}
+	return s
+}

@@ -163,7 +163,6 @@ func New(proc BatchProcessor, opts Options) (*Consumer, error) {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		kgo.WithLogger(kgoLogger{c.log.Named("kgo")}),
 	)
 	if opts.SessionTimeout > 0 {
 		kopts = append(kopts, kgo.SessionTimeout(opts.SessionTimeout))
@@ -458,10 +457,22 @@ func (c *Consumer) pauseLoop(ctx context.Context) {
 	}
 }
 
-func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	c.sched.assign(c.workCtx, assigned)
-	c.joined.Store(true)
-	c.log.Info("partitions assigned", zap.Any("partitions", assigned))
+	if !c.joined.Swap(true) {
+		member, generation := cl.GroupMetadata()
+		c.log.Info("joined the consumer group", zap.String("group", c.opts.Group),
+			zap.String("member_id", member), zap.Int32("generation", generation))
+	}
+	c.log.Info("partitions assigned", zap.Any("partitions", assigned), zap.Int("count", countPartitions(assigned)))
+}
+
+func countPartitions(m map[string][]int32) int {
+	n := 0
+	for _, ps := range m {
+		n += len(ps)
+	}
+	return n
 }
 
 // onRevoked lets in-flight records of the revoked partitions finish (or cancels them at the revoke timeout,
@@ -476,7 +487,7 @@ func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[strin
 		c.log.Warn("commit on revoke failed; the next owner re-reads from the last commit", zap.Error(err))
 	}
 	c.sched.remove(lanes)
-	c.log.Info("partitions revoked", zap.Any("partitions", revoked))
+	c.log.Info("partitions revoked", zap.Any("partitions", revoked), zap.Int("count", countPartitions(revoked)))
 }
 
 // onLost drops partitions the group already gave to someone else: nothing may be committed for them.
@@ -487,7 +498,9 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 	}
 	c.waitDrained(lanes, 5*time.Second)
 	c.sched.remove(lanes)
-	c.log.Warn("partitions lost", zap.Any("partitions", lost))
+	// The member is out of the group until it joins again (and says so then).
+	c.joined.Store(false)
+	c.log.Warn("partitions lost", zap.Any("partitions", lost), zap.Int("count", countPartitions(lost)))
 }
 
 // waitDrained waits until lanes have nothing in flight, cancelling them all once timeout passes; cancelled
@@ -511,33 +524,5 @@ func (c *Consumer) waitDrained(lanes []*lane, timeout time.Duration) {
 			}
 			<-ch
 		}
-	}
-}
-
-// kgoLogger forwards franz-go's logs to zap.
-type kgoLogger struct{ l *zap.Logger }
-
-func (k kgoLogger) Level() kgo.LogLevel {
-	if k.l.Core().Enabled(zap.DebugLevel) {
-		return kgo.LogLevelDebug
-	}
-	return kgo.LogLevelInfo
-}
-
-func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	fields := make([]zap.Field, 0, len(keyvals)/2)
-	for i := 0; i+1 < len(keyvals); i += 2 {
-		key, _ := keyvals[i].(string)
-		fields = append(fields, zap.Any(key, keyvals[i+1]))
-	}
-	switch level {
-	case kgo.LogLevelError:
-		k.l.Error(msg, fields...)
-	case kgo.LogLevelWarn:
-		k.l.Warn(msg, fields...)
-	case kgo.LogLevelInfo:
-		k.l.Info(msg, fields...)
-	default:
-		k.l.Debug(msg, fields...)
 	}
 }

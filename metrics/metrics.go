@@ -44,6 +44,7 @@ type Metrics struct {
 	paused         *prometheus.GaugeVec
 	appUp          prometheus.Gauge
 	doctor         *prometheus.GaugeVec
+	buildInfo      *prometheus.GaugeVec
 
 	totals [4]atomic.Int64
 }
@@ -126,12 +127,16 @@ func New(stats func() []consumer.PartitionStats, inFlight func() int, isRetryTop
 			Name: "kafka_sidecar_doctor_check",
 			Help: "Durability audit result at start: 1 for the check's current status (PASS, WARN, FAIL).",
 		}, []string{"check", "status"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kafka_sidecar_build_info",
+			Help: "Always 1; the labels name the sidecar's version and the Go version it was built with.",
+		}, []string{"version", "goversion"}),
 	}
 	for _, r := range []string{PauseAppUnavailable, PauseAppUnhealthy, PauseDedupUnavailable} {
 		m.paused.WithLabelValues(r).Set(0)
 	}
 	reg.MustRegister(m.records, m.deliveries, m.duration, m.retriesPerTier, m.dlqProduced, m.produceErrors,
-		m.dedupHits, m.dedupErrors, m.commits, m.commitFailures, m.paused, m.appUp, m.doctor,
+		m.dedupHits, m.dedupErrors, m.commits, m.commitFailures, m.paused, m.appUp, m.doctor, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if inFlight != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -260,6 +265,15 @@ func (m *Metrics) AppUp(up bool) {
 		v = 1
 	}
 	m.appUp.Set(v)
+}
+
+// BuildInfo publishes kafka_sidecar_build_info for version and goVersion.
+func (m *Metrics) BuildInfo(version, goVersion string) {
+	if m == nil {
+		return
+	}
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, goVersion).Set(1)
 }
 
 // DoctorCheck publishes one audit result; the other statuses of the check are set to 0.

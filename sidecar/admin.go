@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	stdlog "log"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -23,10 +25,7 @@ type readiness struct {
 // startAdmin serves /healthz, /readyz and /metrics (on SIDECAR_METRICS_ADDR instead when set).
 func (s *Sidecar) startAdmin() ([]*http.Server, error) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.HandleFunc("/readyz", s.serveReady)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -53,7 +52,8 @@ func (s *Sidecar) startAdmin() ([]*http.Server, error) {
 			s.addrMu.Unlock()
 			close(s.adminReady)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		// The server's own complaints (a bad request, an accept error) go to the log, not as plain text to stderr.
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: adminErrorLog(s.log)}
 		servers = append(servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -89,8 +89,9 @@ func (s *Sidecar) AdminAddr(ctx context.Context) string {
 	return s.adminAddr
 }
 
-// Ready lists why the sidecar is not ready; none means ready.
-func (s *Sidecar) Ready(ctx context.Context) []string {
+// Ready lists why the sidecar is not ready; none means ready. It reads the background checks' latest results
+// (see monitor) and never waits on Redis or the app, so a probe gets its answer at once, also during an outage.
+func (s *Sidecar) Ready(context.Context) []string {
 	var reasons []string
 	select {
 	case <-s.stopping:
@@ -100,20 +101,51 @@ func (s *Sidecar) Ready(ctx context.Context) []string {
 	if !s.cons.Joined() {
 		reasons = append(reasons, "not in the consumer group yet")
 	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+	s.checks.mu.Lock()
+	redisErr, redisSeen, appErr, appSeen := s.checks.redisErr, s.checks.redisSeen, s.checks.appErr, s.checks.appSeen
+	s.checks.mu.Unlock()
 	if s.redis != nil {
-		if err := s.redis.Ping(cctx).Err(); err != nil {
-			reasons = append(reasons, "dedup store unreachable: "+connect.RedactURL(err.Error()))
+		switch {
+		case !redisSeen:
+			reasons = append(reasons, "dedup store not checked yet")
+		case redisErr != nil:
+			reasons = append(reasons, "dedup store unreachable: "+connect.RedactSecrets(s.cfg, redisErr.Error()))
 		}
 	}
-	if err := s.probe.Check(cctx); err != nil {
-		reasons = append(reasons, "app unreachable: "+err.Error())
+	switch {
+	case !appSeen:
+		reasons = append(reasons, "app not checked yet")
+	case appErr != nil:
+		reasons = append(reasons, "app unreachable: "+appErr.Error())
 	}
 	if paused := s.gate.Reasons(); len(paused) > 0 {
 		reasons = append(reasons, "delivery paused: "+strings.Join(paused, ", "))
 	}
 	return reasons
+}
+
+// liveness is the /healthz answer.
+type liveness struct {
+	Alive  bool   `json:"alive"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// serveHealth fails while the stall watch sees records in flight, delivery not paused, and nothing finished
+// for SIDECAR_STALL_TIMEOUT: a restart then hands the partitions to a fresh process (see the README's
+// "Probes" section for what happens to the records in flight).
+func (s *Sidecar) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	s.checks.mu.Lock()
+	st := s.checks.stall
+	s.checks.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if st.stalled {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(liveness{Reason: fmt.Sprintf(
+			"stalled: %d records in flight, none finished for %s (SIDECAR_STALL_TIMEOUT=%s)",
+			st.inFlight, st.since.Round(time.Second), s.cfg.StallTimeout)})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(liveness{Alive: true})
 }
 
 func (s *Sidecar) serveReady(w http.ResponseWriter, r *http.Request) {
@@ -125,4 +157,12 @@ func (s *Sidecar) serveReady(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(readiness{Ready: len(reasons) == 0, Reasons: append([]string{}, reasons...)})
+}
+
+func adminErrorLog(log *zap.Logger) *stdlog.Logger {
+	l, err := zap.NewStdLogAt(rateLimited(log.Named("admin")), zap.WarnLevel)
+	if err != nil {
+		return zap.NewStdLog(log.Named("admin"))
+	}
+	return l
 }

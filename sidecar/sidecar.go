@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +52,9 @@ type Sidecar struct {
 	appProbe *httpapp.Probe
 	stopping chan struct{}
 	stopOnce sync.Once
+	// events writes the lifecycle lines; checks holds the background checks' results for the probes.
+	events *events
+	checks checks
 
 	addrMu     sync.Mutex
 	adminAddr  string
@@ -59,16 +64,19 @@ type Sidecar struct {
 // New connects to Kafka and the dedup store, provisions retry and dead-letter topics, runs the durability
 // audit, and builds every component. Nothing is consumed until Run.
 func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, err error) {
-	s := &Sidecar{cfg: cfg, log: log, stopping: make(chan struct{}), adminReady: make(chan struct{})}
+	s := &Sidecar{cfg: cfg, log: log, stopping: make(chan struct{}), adminReady: make(chan struct{}), events: newEvents(log)}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
+	log.Info("starting kafka-sidecar", zap.String("version", Version), zap.String("go", runtime.Version()),
+		zap.Any("config", effectiveConfig(cfg)))
 	kopts, err := connect.KafkaOpts(cfg)
 	if err != nil {
 		return nil, err
 	}
+	kopts = append(kopts, kgo.WithLogger(connect.KafkaLogger(rateLimited(log))))
 	adminClient, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka admin client: %w", err)
@@ -138,7 +146,12 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		func() int { return cons.InFlight() },
 		func(t string) bool { _, ok := retryTopics[t]; return ok },
 	)
-	s.gate = pipeline.NewGate(s.metrics.Paused)
+	s.metrics.BuildInfo(Version, runtime.Version())
+	s.gate = pipeline.NewGate(func(reason string, paused bool) {
+		s.metrics.Paused(reason, paused)
+		s.events.paused(reason, paused)
+	})
+	s.checks.stallWatch.timeout = cfg.StallTimeout
 
 	// In batch mode SIDECAR_MAX_IN_FLIGHT counts records, which the consumer bounds, and a batch is one request.
 	batchDelivery := cfg.Delivery == config.DeliveryBatch
@@ -146,7 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	if batchDelivery {
 		maxDeliveries = 0
 	}
-	sender := dlq.NewProducer(s.producer, log.Named("producer"))
+	sender := dlq.NewProducer(s.producer, rateLimited(log.Named("producer")))
 	s.pipe = pipeline.New(s.coal, s.http, sender, s.gate, pipeline.Options{
 		Group:    cfg.KafkaGroup,
 		IDHeader: cfg.IDHeader,
@@ -165,7 +178,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		AppBackoffMax:   cfg.AppBackoffMax,
 		IsAuthError:     dedup.IsAuthError,
 		Fatal:           func(err error) { cons.Fail(fmt.Errorf("%w: %w", ErrAuth, err)) },
-		Logger:          log.Named("pipeline"),
+		Logger:          rateLimited(log.Named("pipeline")),
 		Metrics:         s.metrics,
 	})
 
@@ -195,7 +208,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		ShutdownTimeout:    cfg.ShutdownTimeout,
 		NotBefore:          s.pipe.NotBefore,
 		Fatal:              connect.IsAuthError,
-		Logger:             log.Named("consumer"),
+		Logger:             rateLimited(log.Named("consumer")),
 		OnCommit:           s.metrics.Commit,
 	})
 	if err != nil {
@@ -256,6 +269,7 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	connect.RouteRedisLogs(rateLimited(s.log), s.cfg)
 	s.redis = rc
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -264,7 +278,7 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 			return nil, fmt.Errorf("%w: redis rejected the credentials: %s", ErrAuth, connect.RedactURL(err.Error()))
 		}
 		// An outage at start is waited out like any other: delivery stays paused until Redis answers.
-		s.log.Warn("redis not reachable yet; delivery waits for it", zap.String("error", connect.RedactURL(err.Error())))
+		s.log.Warn("redis not reachable yet; delivery waits for it", zap.String("error", connect.RedactSecrets(s.cfg, err.Error())))
 	}
 	return dedup.NewRedis(rc, dedup.RedisOptions{KeyPrefix: prefix, Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL}), nil
 }
@@ -292,10 +306,8 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	hctx, stopHealth := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if s.cfg.AppHealthURL != "" {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.watchHealth(hctx) }()
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.monitor(hctx) }()
 	runErr := s.cons.Run(ctx)
 	s.stopOnce.Do(func() { close(s.stopping) })
 	stopHealth()
@@ -309,27 +321,6 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("%w: kafka: %w", ErrAuth, runErr)
 	}
 	return runErr
-}
-
-// watchHealth polls the app's health URL and holds the gate closed while it fails.
-func (s *Sidecar) watchHealth(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := s.probe.Check(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		s.gate.Hold(metrics.PauseAppUnhealthy, err != nil)
-		s.metrics.AppUp(err == nil)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 func (s *Sidecar) close() {
@@ -439,4 +430,19 @@ func (s *Sidecar) auditAfterProvisioning(ctx context.Context, kopts []kgo.Opt) d
 	fresh := &Sidecar{cfg: s.cfg, log: s.log, admin: kadm.NewClient(cl), redis: s.redis, probe: s.probe, appProbe: s.appProbe}
 	defer fresh.admin.Close()
 	return fresh.Doctor(ctx)
+}
+
+// effectiveConfig is the configuration in force for the start line: secrets redacted, and the credentials of
+// every URL (the Redis URL included) replaced, keeping the hosts an operator needs to see.
+func effectiveConfig(cfg *config.Config) map[string]string {
+	eff := cfg.Effective()
+	for k, v := range eff {
+		if strings.HasSuffix(k, "_URL") && v != "" {
+			eff[k] = connect.RedactURL(v)
+		}
+	}
+	if u := cfg.RedisURL.Reveal(); u != "" {
+		eff["SIDECAR_REDIS_URL"] = connect.RedactURL(u)
+	}
+	return eff
 }

@@ -14,11 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/test/redistest"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap/zaptest"
 )
 
 // stallingApp answers 200 until stalled; while stalled, requests wait for release.
@@ -120,35 +117,15 @@ func produce(t *testing.T, seeds []string, topic string, from, n int) {
 // test unless Run ends cleanly.
 func startSidecar(t *testing.T, ctx context.Context, env []string) (*Sidecar, func()) {
 	t.Helper()
-	cfg, err := config.LoadFrom(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := New(ctx, cfg, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- sc.Run(runCtx) }()
-	return sc, func() {
-		t.Helper()
-		cancel()
-		if err := <-errc; err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	}
+	sc, _, stop := startObserved(t, ctx, env)
+	return sc, stop
 }
 
 // TestMetricsReadinessAndLag runs the assembled sidecar against kfake, a real redis-server and a real app, and
 // checks the operator-facing surface: metric names and labels from a scrape, the start-up audit as metrics,
 // /readyz reasons, and consumer lag in records and seconds growing while the app stalls.
 func TestMetricsReadinessAndLag(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	cluster := ordersCluster(t)
 	redisSrv := redistest.Start(t, redistest.Options{})
 	app := &stallingApp{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -196,6 +173,7 @@ func TestMetricsReadinessAndLag(t *testing.T) {
 		{"kafka_sidecar_paused", []string{`reason="app_unavailable"`}},
 		{"kafka_sidecar_app_up", nil},
 		{"kafka_sidecar_doctor_check", []string{`check="redis.eviction"`}},
+		{"kafka_sidecar_build_info", []string{`version="` + Version + `"`, `goversion="go`}},
 	} {
 		if sample(text, want.name, want.labels...) < 0 {
 			t.Errorf("scrape lacks %s{%s}", want.name, strings.Join(want.labels, ","))

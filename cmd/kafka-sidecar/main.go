@@ -114,7 +114,10 @@ func runSidecar(ctx context.Context, stderr io.Writer) int {
 		return code
 	}
 	defer func() { _ = log.Sync() }()
+	// Anything written through the standard library's log package becomes a line of this log too.
+	defer zap.RedirectStdLog(log.Named("stdlog"))()
 	sidecar.ApplyMemoryLimit(cfg)
+	sidecar.Version = version
 	s, err := sidecar.New(ctx, cfg, log)
 	if err != nil {
 		return fatal(log, stderr, "starting", err)

@@ -272,6 +272,15 @@ func TestSecureEndToEndLeaksNoSecret(t *testing.T) {
 		return app.count() == records+5
 	})
 
+	// A Redis outage: go-redis's own lines and the sidecar's store-lost and store-back lines must carry no
+	// secret either.
+	redisSrv.Stop()
+	waitFor(t, 30*time.Second, "the store reported lost", func() bool { return strings.Contains(p.out.String(), "dedup store unreachable") })
+	redisSrv.Start()
+	waitFor(t, 30*time.Second, "the store reported back", func() bool {
+		return strings.Contains(p.out.String(), "dedup store reachable again")
+	})
+
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -302,6 +311,11 @@ func TestSecureEndToEndLeaksNoSecret(t *testing.T) {
 	logs := p.out.String()
 	if !strings.Contains(logs, `"level":"debug"`) {
 		t.Fatal("debug logging was not on: the secret scan would prove little")
+	}
+	for _, line := range []string{`"msg":"starting kafka-sidecar"`, `"SIDECAR_KAFKA_SASL_PASSWORD_FILE":`, `"logger":"redis"`} {
+		if !strings.Contains(logs, line) {
+			t.Errorf("the logs lack %s: the secret scan would not cover it", line)
+		}
 	}
 	assertNoSecrets(t, "the logs", logs)
 	assertNoSecrets(t, "/metrics", string(metricsText))
