@@ -169,3 +169,57 @@ func FuzzLoadFrom(f *testing.F) {
 		}
 	})
 }
+
+// TestEffective: the configuration in force, as it would be written in the environment, with secrets redacted.
+func TestEffective(t *testing.T) {
+	cfg, err := LoadFrom([]string{
+		"SIDECAR_KAFKA_BROKERS=k1:9092,k2:9092", "SIDECAR_KAFKA_TOPICS=orders", "SIDECAR_KAFKA_GROUP=g",
+		"SIDECAR_REDIS_URL=redis://:pw-71@cache:6379/0", "SIDECAR_RETRY_DELAYS=10s,1m30s",
+		"SIDECAR_KAFKA_SASL_MECHANISM=PLAIN", "SIDECAR_KAFKA_SASL_USERNAME=u", "SIDECAR_KAFKA_SASL_PASSWORD=pw-72",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff := cfg.Effective()
+	for key, want := range map[string]string{
+		"SIDECAR_KAFKA_BROKERS":       "k1:9092,k2:9092",
+		"SIDECAR_RETRY_DELAYS":        "10s,1m30s",
+		"SIDECAR_STALL_TIMEOUT":       "5m0s",
+		"SIDECAR_MAX_IN_FLIGHT":       "64",
+		"SIDECAR_CREATE_TOPICS":       "true",
+		"SIDECAR_KAFKA_SASL_PASSWORD": "[redacted]",
+		"SIDECAR_REDIS_URL":           "[redacted]",
+		"SIDECAR_ID_HEADER":           "",
+	} {
+		if got, ok := eff[key]; !ok || got != want {
+			t.Errorf("%s = %q (present %v), want %q", key, got, ok, want)
+		}
+	}
+	if len(eff) != len(Fields()) {
+		t.Errorf("%d variables, want every one of the %d", len(eff), len(Fields()))
+	}
+}
+
+// TestStallTimeout: 0 turns the check off; otherwise it must exceed the app timeout, or one slow delivery would
+// restart the sidecar.
+func TestStallTimeout(t *testing.T) {
+	base := []string{"SIDECAR_KAFKA_BROKERS=k:9092", "SIDECAR_KAFKA_TOPICS=t", "SIDECAR_KAFKA_GROUP=g", "SIDECAR_DEDUP=off"}
+	for _, tt := range []struct {
+		env []string
+		ok  bool
+	}{
+		{[]string{"SIDECAR_STALL_TIMEOUT=0"}, true},
+		{[]string{"SIDECAR_STALL_TIMEOUT=31s"}, true},
+		{[]string{"SIDECAR_STALL_TIMEOUT=30s"}, false},
+		{[]string{"SIDECAR_STALL_TIMEOUT=3s", "SIDECAR_APP_TIMEOUT=2s"}, true},
+		{[]string{"SIDECAR_STALL_TIMEOUT=-1s"}, false},
+	} {
+		_, err := LoadFrom(append(append([]string{}, base...), tt.env...))
+		if tt.ok != (err == nil) {
+			t.Errorf("%v: err %v, want ok=%v", tt.env, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "SIDECAR_STALL_TIMEOUT") {
+			t.Errorf("%v: error %q does not name SIDECAR_STALL_TIMEOUT", tt.env, err)
+		}
+	}
+}
