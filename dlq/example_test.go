@@ -8,12 +8,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 )
 
 func ExampleDecode() {
 	src := &kgo.Record{Topic: "orders", Partition: 3, Offset: 41, Key: []byte("customer-42"), Value: []byte("{}")}
-	rec := dlq.DeadLetter(src, retry.Provenance{
+	rec := envelope.DeadLetter(src, envelope.Provenance{
 		ID:                "orders/3/41",
 		OriginalTopic:     src.Topic,
 		OriginalPartition: src.Partition,

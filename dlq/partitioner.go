@@ -3,7 +3,7 @@ package dlq
 import "github.com/twmb/franz-go/pkg/kgo"
 
 // Partitioner places a copy on the partition number its record carries in Partition — the source record's
-// partition, as retry.Copy sets it — so that records of one source partition stay together on every tier
+// partition, as envelope.Copy sets it — so that records of one source partition stay together on every tier
 // (the topics are created with the source's partition count). When the target topic has fewer partitions
 // than that number, a keyed record is placed by the hash of its key the way Kafka's default partitioner
 // does (murmur2, sign bit cleared, modulo the partition count), so records of one key still share a

@@ -6,10 +6,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
-
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
 )
 
 // ProducerOpts are the client settings a durable copy needs; add them to the options of the *kgo.Client
@@ -111,7 +110,7 @@ func (p *Producer) Send(ctx context.Context, rec *kgo.Record) error {
 
 // provenanceFields locates the source record of a copy for the log, never its key or value.
 func provenanceFields(rec *kgo.Record) []zap.Field {
-	prov, _ := retry.Parse(rec.Headers) // best effort: the fields that parse are enough for a log line
+	prov, _ := envelope.Parse(rec.Headers) // best effort: the fields that parse are enough for a log line
 	return []zap.Field{
 		zap.String("original_topic", prov.OriginalTopic),
 		zap.Int32("original_partition", prov.OriginalPartition),

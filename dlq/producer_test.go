@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -16,8 +17,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
 )
 
 // wait bounds every wait in these tests: long enough for a loaded machine, short enough to fail clearly.
@@ -141,7 +140,7 @@ func deadLetter(topic string, sourcePartition int32, key []byte) *kgo.Record {
 		Topic: "orders", Partition: sourcePartition, Offset: 41, Key: key, Value: []byte("payload"),
 		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-1-2-01")}},
 	}
-	return DeadLetter(src, retry.Provenance{
+	return envelope.DeadLetter(src, envelope.Provenance{
 		ID: "orders/3/41", OriginalTopic: "orders", OriginalPartition: sourcePartition, OriginalOffset: 41,
 		Group: "billing", Attempts: 3, Error: "http 500: boom", ErrorStatus: 500,
 	}, topic)

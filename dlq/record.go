@@ -5,21 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
 )
-
-// DeadLetter builds the dead-letter copy of rec for topic: retry.Copy with p, minus the not-before time
-// (a dead letter is not offered again on its own). p should carry the failure (Error, ErrorStatus when
-// the app answered, Attempts); FailedAt is set to now when p leaves it zero.
-func DeadLetter(rec *kgo.Record, p retry.Provenance, topic string) *kgo.Record {
-	p.NotBefore = time.Time{}
-	if p.FailedAt.IsZero() {
-		p.FailedAt = time.Now()
-	}
-	return retry.Copy(rec, p, topic)
-}
 
 // Entry is a dead-letter record as `kafka-sidecar dlq list --output json` prints it, one per line. The
 // JSON names are part of the user-facing contract.
@@ -54,7 +42,7 @@ type Entry struct {
 // headers still decodes, with DecodeError saying what is wrong, so listing a topic never stops at one
 // bad record.
 func Decode(rec *kgo.Record) Entry {
-	p, err := retry.Parse(rec.Headers)
+	p, err := envelope.Parse(rec.Headers)
 	e := Entry{
 		DLQPartition:      rec.Partition,
 		DLQOffset:         rec.Offset,

@@ -7,74 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
 )
-
-func TestDeadLetter(t *testing.T) {
-	failedAt := time.UnixMilli(1_700_000_000_000)
-	tests := []struct {
-		name         string
-		p            retry.Provenance
-		wantFailedAt func(before, after time.Time, got time.Time) bool
-	}{
-		{
-			name: "not-before dropped, failed-at kept",
-			p:    retry.Provenance{ID: "x", NotBefore: time.UnixMilli(5), FailedAt: failedAt, Error: "timeout after 30s"},
-			wantFailedAt: func(_, _, got time.Time) bool {
-				return got.Equal(failedAt)
-			},
-		},
-		{
-			name: "failed-at defaults to now",
-			p:    retry.Provenance{ID: "x", Error: "http 400: bad", ErrorStatus: 400},
-			wantFailedAt: func(before, after, got time.Time) bool {
-				// Millisecond precision on the wire.
-				return !got.Before(before.Truncate(time.Millisecond)) && !got.After(after)
-			},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			src := &kgo.Record{
-				Topic: "orders.billing.retry.2", Partition: 1, Key: []byte("k"), Value: []byte("v"),
-				Headers: []kgo.RecordHeader{
-					{Key: "a", Value: []byte("1")},
-					{Key: retry.HeaderNotBefore, Value: []byte("99")},
-				},
-			}
-			before := time.Now()
-			rec := DeadLetter(src, tt.p, "orders.billing.dlq")
-			after := time.Now()
-			if rec.Topic != "orders.billing.dlq" || string(rec.Key) != "k" || string(rec.Value) != "v" {
-				t.Fatalf("copy is %s key %q value %q", rec.Topic, rec.Key, rec.Value)
-			}
-			for _, h := range rec.Headers {
-				if h.Key == retry.HeaderNotBefore {
-					t.Fatalf("dead letter carries %s: %q", h.Key, h.Value)
-				}
-			}
-			got, err := retry.Parse(rec.Headers)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if !tt.wantFailedAt(before, after, got.FailedAt) {
-				t.Fatalf("failed-at %v not as expected (now was %v..%v)", got.FailedAt, before, after)
-			}
-			if got.Error != tt.p.Error || got.ErrorStatus != tt.p.ErrorStatus || got.ID != tt.p.ID {
-				t.Fatalf("provenance %+v does not carry the failure of %+v", got, tt.p)
-			}
-			if own := retry.Strip(rec.Headers); len(own) != 1 || own[0].Key != "a" {
-				t.Fatalf("own headers %v, want [a]", own)
-			}
-		})
-	}
-}
 
 func TestDecode(t *testing.T) {
 	failedAt := time.Date(2025, 3, 1, 12, 30, 0, 250e6, time.UTC)
-	dl := DeadLetter(&kgo.Record{Key: []byte("customer-42"), Value: []byte("v")}, retry.Provenance{
+	dl := envelope.DeadLetter(&kgo.Record{Key: []byte("customer-42"), Value: []byte("v")}, envelope.Provenance{
 		ID: "orders/3/41", OriginalTopic: "orders", OriginalPartition: 3, OriginalOffset: 41,
 		Group: "billing", Attempts: 12, Error: "http 502: bad gateway", ErrorStatus: 502, FailedAt: failedAt,
 	}, "orders.billing.dlq")
@@ -101,19 +40,19 @@ func TestDecode(t *testing.T) {
 		{
 			name: "timeout has no status",
 			rec: &kgo.Record{Partition: 0, Offset: 2, Headers: []kgo.RecordHeader{
-				{Key: retry.HeaderID, Value: []byte("i")},
-				{Key: retry.HeaderError, Value: []byte("timeout after 30s")},
+				{Key: envelope.HeaderID, Value: []byte("i")},
+				{Key: envelope.HeaderError, Value: []byte("timeout after 30s")},
 			}},
 			want: Entry{DLQOffset: 2, ID: "i", Error: "timeout after 30s"},
 		},
 		{
 			name: "damaged headers still decode",
 			rec: &kgo.Record{Partition: 1, Offset: 9, Headers: []kgo.RecordHeader{
-				{Key: retry.HeaderID, Value: []byte("i")},
-				{Key: retry.HeaderAttempts, Value: []byte("many")},
+				{Key: envelope.HeaderID, Value: []byte("i")},
+				{Key: envelope.HeaderAttempts, Value: []byte("many")},
 			}},
 			want:    Entry{DLQPartition: 1, DLQOffset: 9, ID: "i"},
-			wantErr: retry.HeaderAttempts,
+			wantErr: envelope.HeaderAttempts,
 		},
 	}
 	for _, tt := range tests {

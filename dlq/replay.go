@@ -7,68 +7,29 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
-)
-
-// Headers a replayed record carries on its source topic, next to the provenance headers retry.Copy
-// writes (sidecar-id, sidecar-original-*, sidecar-attempts, sidecar-group).
-const (
-	// HeaderReplayedFrom names the dead-letter record a replay came from: <dlq topic>/<partition>/<offset>.
-	HeaderReplayedFrom = "sidecar-replayed-from"
-	// HeaderReplayCount counts how often the message has been replayed, this replay included.
-	HeaderReplayCount = "sidecar-replay-count"
 )
 
 // DefaultMarkTTL is how long replay marks live unless told otherwise: longer than any sensible retention of a
 // dead-letter topic, so a record is not replayed twice while it can still be read.
 const DefaultMarkTTL = 90 * 24 * time.Hour
 
-// IsReplay reports whether headers belong to a record that `dlq replay` sent back to its source topic. The
-// pipeline takes such a record's provenance (its message ID above all) from its headers, as it does on
-// retry topics, so dedup sees the replay as the message it was and suppresses it if the app already has it.
-func IsReplay(headers []kgo.RecordHeader) bool {
-	for _, h := range headers {
-		if h.Key == HeaderReplayedFrom && len(h.Value) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// ReplayCount returns the sidecar-replay-count among headers (the last one wins), 0 when absent or
-// malformed: a damaged count must not block a replay the operator asked for, and the marks in Redis
-// still hold the count.
-func ReplayCount(headers []kgo.RecordHeader) int {
-	n := 0
-	for _, h := range headers {
-		if h.Key == HeaderReplayCount {
-			v, err := strconv.Atoi(string(h.Value))
-			if err != nil || v < 0 {
-				v = 0
-			}
-			n = v
-		}
-	}
-	return n
-}
-
 // ReplayRecord builds the record that sends dead letter dl back to its original topic: the same key, value
 // and own headers, provenance headers naming the message as first consumed (ID, original position and
-// timestamp, attempts so far, group) without the failure, and HeaderReplayedFrom and HeaderReplayCount
+// timestamp, attempts so far, group) without the failure, and envelope.HeaderReplayedFrom and envelope.HeaderReplayCount
 // (count is this replay's number, 1 for the first). The record asks for the original partition number;
 // Partitioner keeps it there when the topic has that partition.
-func ReplayRecord(dl *kgo.Record, p retry.Provenance, count int) (*kgo.Record, error) {
+func ReplayRecord(dl *kgo.Record, p envelope.Provenance, count int) (*kgo.Record, error) {
 	if p.OriginalTopic == "" {
-		return nil, errors.New("building the replay: the record names no original topic (" + retry.HeaderOriginalTopic + ")")
+		return nil, errors.New("building the replay: the record names no original topic (" + envelope.HeaderOriginalTopic + ")")
 	}
 	p.NotBefore, p.FailedAt, p.Error, p.ErrorStatus = time.Time{}, time.Time{}, "", 0
-	rec := retry.Copy(dl, p, p.OriginalTopic)
+	rec := envelope.Copy(dl, p, p.OriginalTopic)
 	rec.Headers = append(rec.Headers,
-		kgo.RecordHeader{Key: HeaderReplayedFrom, Value: []byte(positionKey(dl))},
-		kgo.RecordHeader{Key: HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
+		kgo.RecordHeader{Key: envelope.HeaderReplayedFrom, Value: []byte(positionKey(dl))},
+		kgo.RecordHeader{Key: envelope.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
 	)
 	return rec, nil
 }
@@ -226,13 +187,13 @@ func NewReplayer(opts ReplayOptions) (*Replayer, error) {
 // its message ID if it was delivered.
 func (r *Replayer) Replay(ctx context.Context, s Scanned) (ReplayResult, error) {
 	res := ReplayResult{Entry: s.Entry}
-	prov, _ := retry.Parse(s.Record.Headers) // Entry.DecodeError already reports what did not parse
+	prov, _ := envelope.Parse(s.Record.Headers) // Entry.DecodeError already reports what did not parse
 	if prov.OriginalTopic == "" || prov.ID == "" {
 		res.Action, res.Reason = Refused, "no original topic or message ID in its headers"
 		return res, nil
 	}
 	pos := positionKey(s.Record)
-	count := ReplayCount(s.Record.Headers)
+	count := envelope.ReplayCount(s.Record.Headers)
 	if r.opts.Marks != nil {
 		done, err := r.opts.Marks.Replayed(ctx, pos)
 		if err != nil {

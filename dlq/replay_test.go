@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
 )
 
 // memMarks is an in-memory Marks for decision tests.
@@ -51,7 +50,7 @@ func deadLetterAt(t *testing.T, offset int64, extra ...kgo.RecordHeader) Scanned
 	t.Helper()
 	src := &kgo.Record{Topic: "orders", Partition: 1, Offset: 40, Key: []byte("k"), Value: []byte("v"),
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}}
-	rec := DeadLetter(src, retry.Provenance{ID: "orders/1/40", OriginalTopic: "orders", OriginalPartition: 1,
+	rec := envelope.DeadLetter(src, envelope.Provenance{ID: "orders/1/40", OriginalTopic: "orders", OriginalPartition: 1,
 		OriginalOffset: 40, Group: "g", Attempts: 3, Error: "http 422: bad", ErrorStatus: 422}, "orders.g.dlq")
 	rec.Partition, rec.Offset = 1, offset
 	rec.Headers = append(rec.Headers, extra...)
@@ -60,7 +59,7 @@ func deadLetterAt(t *testing.T, offset int64, extra ...kgo.RecordHeader) Scanned
 
 func TestReplayRecord(t *testing.T) {
 	s := deadLetterAt(t, 9)
-	prov, err := retry.Parse(s.Record.Headers)
+	prov, err := envelope.Parse(s.Record.Headers)
 	if err != nil {
 		t.Fatalf("parsing the dead letter: %v", err)
 	}
@@ -71,7 +70,7 @@ func TestReplayRecord(t *testing.T) {
 	if rec.Topic != "orders" || rec.Partition != 1 || string(rec.Key) != "k" || string(rec.Value) != "v" {
 		t.Fatalf("replay goes to %s/%d with key %q value %q, want orders/1 k v", rec.Topic, rec.Partition, rec.Key, rec.Value)
 	}
-	back, err := retry.Parse(rec.Headers)
+	back, err := envelope.Parse(rec.Headers)
 	if err != nil {
 		t.Fatalf("parsing the replay's headers: %v", err)
 	}
@@ -81,19 +80,19 @@ func TestReplayRecord(t *testing.T) {
 	if back.Error != "" || back.ErrorStatus != 0 || !back.FailedAt.IsZero() || !back.NotBefore.IsZero() {
 		t.Fatalf("replay still carries the failure: %+v", back)
 	}
-	if !IsReplay(rec.Headers) || ReplayCount(rec.Headers) != 2 {
-		t.Fatalf("IsReplay = %v, ReplayCount = %d; want true, 2", IsReplay(rec.Headers), ReplayCount(rec.Headers))
+	if !envelope.IsReplay(rec.Headers) || envelope.ReplayCount(rec.Headers) != 2 {
+		t.Fatalf("envelope.IsReplay = %v, envelope.ReplayCount = %d; want true, 2", envelope.IsReplay(rec.Headers), envelope.ReplayCount(rec.Headers))
 	}
-	own := retry.Strip(rec.Headers)
+	own := envelope.Strip(rec.Headers)
 	if len(own) != 1 || own[0].Key != "content-type" {
 		t.Fatalf("own headers of the replay = %v, want the one content-type", own)
 	}
 	for _, h := range rec.Headers {
-		if h.Key == HeaderReplayedFrom && string(h.Value) != "orders.g.dlq/1/9" {
-			t.Fatalf("%s = %q, want orders.g.dlq/1/9", HeaderReplayedFrom, h.Value)
+		if h.Key == envelope.HeaderReplayedFrom && string(h.Value) != "orders.g.dlq/1/9" {
+			t.Fatalf("%s = %q, want orders.g.dlq/1/9", envelope.HeaderReplayedFrom, h.Value)
 		}
 	}
-	if _, err := ReplayRecord(s.Record, retry.Provenance{ID: "x"}, 1); err == nil {
+	if _, err := ReplayRecord(s.Record, envelope.Provenance{ID: "x"}, 1); err == nil {
 		t.Fatal("ReplayRecord without an original topic succeeded")
 	}
 }
@@ -114,10 +113,10 @@ func TestReplayCountHeader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var hs []kgo.RecordHeader
 			for _, v := range tt.values {
-				hs = append(hs, kgo.RecordHeader{Key: HeaderReplayCount, Value: []byte(v)})
+				hs = append(hs, kgo.RecordHeader{Key: envelope.HeaderReplayCount, Value: []byte(v)})
 			}
-			if got := ReplayCount(hs); got != tt.want {
-				t.Fatalf("ReplayCount = %d, want %d", got, tt.want)
+			if got := envelope.ReplayCount(hs); got != tt.want {
+				t.Fatalf("envelope.ReplayCount = %d, want %d", got, tt.want)
 			}
 		})
 	}
@@ -144,7 +143,7 @@ func TestReplayDecisions(t *testing.T) {
 			wantAction: Refused, wantCount: 1},
 		{name: "count below a higher limit", opts: ReplayOptions{MaxReplays: 3},
 			marks: func(m *memMarks) { m.count["orders/1/40"] = 2 }, wantAction: Sent, wantCount: 3, wantSent: 1},
-		{name: "count from the header stops it", extra: []kgo.RecordHeader{{Key: HeaderReplayCount, Value: []byte("1")}},
+		{name: "count from the header stops it", extra: []kgo.RecordHeader{{Key: envelope.HeaderReplayCount, Value: []byte("1")}},
 			wantAction: Refused, wantCount: 1},
 		{name: "record without provenance", damaged: true, wantAction: Refused},
 	}
@@ -163,7 +162,7 @@ func TestReplayDecisions(t *testing.T) {
 			}
 			s := deadLetterAt(t, 5, tt.extra...)
 			if tt.damaged {
-				s.Record.Headers = retry.Strip(s.Record.Headers)
+				s.Record.Headers = envelope.Strip(s.Record.Headers)
 			}
 			res, err := r.Replay(ctx, s)
 			if err != nil {
@@ -244,9 +243,9 @@ func TestTokenBucket(t *testing.T) {
 
 func BenchmarkReplayRecord(b *testing.B) {
 	src := &kgo.Record{Topic: "orders", Partition: 1, Offset: 40, Key: []byte("k"), Value: make([]byte, 512)}
-	p := retry.Provenance{ID: "orders/1/40", OriginalTopic: "orders", OriginalPartition: 1, OriginalOffset: 40,
+	p := envelope.Provenance{ID: "orders/1/40", OriginalTopic: "orders", OriginalPartition: 1, OriginalOffset: 40,
 		Group: "g", Attempts: 3, Error: "http 500", ErrorStatus: 500, FailedAt: time.Unix(1_700_000_000, 0)}
-	dl := DeadLetter(src, p, "orders.g.dlq")
+	dl := envelope.DeadLetter(src, p, "orders.g.dlq")
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if _, err := ReplayRecord(dl, p, i%5+1); err != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/sidecar"
 	"github.com/kafka-sidecar/kafka-sidecar/test/redistest"
 	"github.com/kafka-sidecar/kafka-sidecar/topics"
@@ -89,7 +89,7 @@ func TestScanFilters(t *testing.T) {
 	where := map[string]dlq.Position{}
 	for i, s := range specs {
 		src := &kgo.Record{Topic: s.src, Partition: int32(s.part), Offset: int64(100 + i), Key: []byte(s.key), Value: []byte(s.name)}
-		rec := dlq.DeadLetter(src, retry.Provenance{ID: s.name, OriginalTopic: s.src, OriginalPartition: int32(s.part),
+		rec := envelope.DeadLetter(src, envelope.Provenance{ID: s.name, OriginalTopic: s.src, OriginalPartition: int32(s.part),
 			OriginalOffset: int64(100 + i), Group: "g", Attempts: i + 1, Error: s.reason, ErrorStatus: s.status, FailedAt: s.failed}, topic)
 		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 			t.Fatalf("producing dead letter %s: %v", s.name, err)

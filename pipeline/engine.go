@@ -8,9 +8,11 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/consumer"
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/metrics"
 	"github.com/kafka-sidecar/kafka-sidecar/retry"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 )
 
@@ -338,16 +340,17 @@ func (p *Pipeline) park(r *record) {
 		prov.Attempts = 1 // a record refused before delivery still used its one chance
 	}
 	var topic string
+	var copyRec *kgo.Record
 	outcome := metrics.OutcomeDeadLettered
 	if r.decision.Action == retry.ToTier {
 		topic = p.opts.RetryTopic(m.source, r.decision.Tier)
 		prov.NotBefore = p.now().Add(r.decision.Delay)
 		outcome = metrics.OutcomeRetried
+		copyRec = envelope.Copy(m.rec, prov, topic)
 	} else {
 		topic = p.opts.DeadLetterTopic(m.source)
-		prov.NotBefore = time.Time{}
+		copyRec = envelope.DeadLetter(m.rec, prov, topic)
 	}
-	copyRec := retry.Copy(m.rec, prov, topic)
 	end := p.tracer.Produce(r.traced, copyRec)
 	err := p.send.Send(r.job.Ctx, copyRec)
 	end(err)

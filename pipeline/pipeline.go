@@ -11,7 +11,7 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/consumer"
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
-	"github.com/kafka-sidecar/kafka-sidecar/dlq"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/metrics"
 	"github.com/kafka-sidecar/kafka-sidecar/retry"
@@ -145,7 +145,7 @@ func New(d Deduper, deliverer handler.Deliverer, s Sender, gate *Gate, opts Opti
 type message struct {
 	rec  *kgo.Record
 	id   string
-	prov retry.Provenance
+	prov envelope.Provenance
 	// source is the topic the record was first consumed from; tier 0 is that topic itself.
 	source string
 	tier   int
@@ -162,16 +162,7 @@ func (p *Pipeline) NotBefore(rec *kgo.Record) time.Time {
 	if _, ok := p.opts.RetryTopics[rec.Topic]; !ok {
 		return time.Time{}
 	}
-	for i := len(rec.Headers) - 1; i >= 0; i-- {
-		if rec.Headers[i].Key == retry.HeaderNotBefore {
-			ms, err := strconv.ParseInt(string(rec.Headers[i].Value), 10, 64)
-			if err != nil || ms <= 0 {
-				return time.Time{}
-			}
-			return time.UnixMilli(ms)
-		}
-	}
-	return time.Time{}
+	return envelope.NotBefore(rec.Headers)
 }
 
 // decode works out the message ID and provenance of rec.
@@ -179,7 +170,7 @@ func (p *Pipeline) decode(rec *kgo.Record) message {
 	m := message{rec: rec, source: rec.Topic}
 	if t, ok := p.opts.RetryTopics[rec.Topic]; ok {
 		m.source, m.tier = t.Source, t.Tier
-		prov, err := retry.Parse(rec.Headers)
+		prov, err := envelope.Parse(rec.Headers)
 		if err != nil {
 			// A damaged header must not strand the record: keep what parsed, fill the rest from the record.
 			p.log.Warn("malformed provenance header on a retry record; using what parsed",
@@ -188,9 +179,9 @@ func (p *Pipeline) decode(rec *kgo.Record) message {
 		}
 		m.prov = prov
 		m.provenanced = true
-	} else if dlq.IsReplay(rec.Headers) {
+	} else if envelope.IsReplay(rec.Headers) {
 		// A replayed dead letter keeps its message ID and original position, so dedup knows it.
-		m.prov, _ = retry.Parse(rec.Headers)
+		m.prov, _ = envelope.Parse(rec.Headers)
 		m.provenanced = true
 	}
 	if m.prov.OriginalTopic == "" {
@@ -318,7 +309,7 @@ func (m *message) delivery() handler.Delivery {
 		Attempt:   m.prov.Attempts + 1,
 	}
 	if m.provenanced {
-		d.Headers = retry.Strip(m.rec.Headers)
+		d.Headers = envelope.Strip(m.rec.Headers)
 	}
 	return d
 }

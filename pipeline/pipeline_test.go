@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/retry"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -159,12 +160,12 @@ func TestRouting(t *testing.T) {
 				t.Fatalf("parked %v, want one copy in %s", lot.sent, tt.wantTopic)
 			}
 			c := lot.sent[0]
-			if got := header(c, retry.HeaderAttempts); got != tt.wantCount {
+			if got := header(c, envelope.HeaderAttempts); got != tt.wantCount {
 				t.Fatalf("sidecar-attempts %q, want %q", got, tt.wantCount)
 			}
 			for h, want := range map[string]string{
-				retry.HeaderID: "id-1", retry.HeaderOriginalTopic: "orders", retry.HeaderOriginalPartition: "3",
-				retry.HeaderOriginalOffset: "42", retry.HeaderGroup: "g", "trace": "t1",
+				envelope.HeaderID: "id-1", envelope.HeaderOriginalTopic: "orders", envelope.HeaderOriginalPartition: "3",
+				envelope.HeaderOriginalOffset: "42", envelope.HeaderGroup: "g", "trace": "t1",
 			} {
 				if got := header(c, h); got != want {
 					t.Errorf("header %s = %q, want %q", h, got, want)
@@ -216,9 +217,9 @@ func TestRetryRecordKeepsIdentityAndWalksTiers(t *testing.T) {
 	if err := p.Process(context.Background(), tier2); err != nil {
 		t.Fatal(err)
 	}
-	if dl := lot.sent[2]; dl.Topic != "orders.g.dlq" || header(dl, retry.HeaderAttempts) != "6" || header(dl, retry.HeaderNotBefore) != "" {
+	if dl := lot.sent[2]; dl.Topic != "orders.g.dlq" || header(dl, envelope.HeaderAttempts) != "6" || header(dl, envelope.HeaderNotBefore) != "" {
 		t.Fatalf("final copy %s attempts %s not-before %q, want the DLQ with 6 attempts and no not-before",
-			dl.Topic, header(dl, retry.HeaderAttempts), header(dl, retry.HeaderNotBefore))
+			dl.Topic, header(dl, envelope.HeaderAttempts), header(dl, envelope.HeaderNotBefore))
 	}
 }
 
@@ -264,7 +265,7 @@ func TestOversizedRecordIsDeadLettered(t *testing.T) {
 	if len(app.calls) != 0 || len(lot.sent) != 1 || lot.sent[0].Topic != "orders.g.dlq" {
 		t.Fatalf("oversized record: %d deliveries, parked %v", len(app.calls), lot.sent)
 	}
-	if got := header(lot.sent[0], retry.HeaderError); got == "" {
+	if got := header(lot.sent[0], envelope.HeaderError); got == "" {
 		t.Fatal("the dead letter must say why")
 	}
 }
@@ -273,9 +274,9 @@ func TestMalformedProvenanceIsDeliveredNotStuck(t *testing.T) {
 	app := &scriptedApp{calls: map[string][]*handler.Delivery{}, unknown: ok}
 	p, _ := newTestPipeline(t, app, &parkingLot{}, testOpts(t))
 	rec := &kgo.Record{Topic: "orders.g.retry.1", Partition: 0, Offset: 5, Value: []byte("v"), Headers: []kgo.RecordHeader{
-		{Key: retry.HeaderAttempts, Value: []byte("many")},
-		{Key: retry.HeaderNotBefore, Value: []byte("\xff")},
-		{Key: retry.HeaderOriginalOffset, Value: []byte("-3")},
+		{Key: envelope.HeaderAttempts, Value: []byte("many")},
+		{Key: envelope.HeaderNotBefore, Value: []byte("\xff")},
+		{Key: envelope.HeaderOriginalOffset, Value: []byte("-3")},
 	}}
 	if !p.NotBefore(rec).IsZero() {
 		t.Fatal("a malformed not-before must not hold the record")
@@ -309,10 +310,10 @@ func TestReplayedDeadLetterKeepsIdentityAndHidesBookkeeping(t *testing.T) {
 	p, _ := newTestPipeline(t, app, &parkingLot{}, testOpts(t))
 	rec := &kgo.Record{Topic: "orders", Partition: 1, Offset: 900, Value: []byte("v"), Headers: []kgo.RecordHeader{
 		{Key: "own", Value: []byte("kept")},
-		{Key: retry.HeaderID, Value: []byte("original-id")},
-		{Key: retry.HeaderOriginalTopic, Value: []byte("orders")},
-		{Key: retry.HeaderOriginalPartition, Value: []byte("1")},
-		{Key: retry.HeaderOriginalOffset, Value: []byte("12")},
+		{Key: envelope.HeaderID, Value: []byte("original-id")},
+		{Key: envelope.HeaderOriginalTopic, Value: []byte("orders")},
+		{Key: envelope.HeaderOriginalPartition, Value: []byte("1")},
+		{Key: envelope.HeaderOriginalOffset, Value: []byte("12")},
 		{Key: "sidecar-replayed-from", Value: []byte("orders.g.dlq/1/3")},
 		{Key: "sidecar-replay-count", Value: []byte("1")},
 	}}

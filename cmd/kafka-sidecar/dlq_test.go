@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/test/redistest"
 )
 
@@ -83,7 +83,7 @@ func TestDLQCommands(t *testing.T) {
 	defer cancel()
 	for i, reason := range []string{"http 422: bad order", "http 503: database\tdown\nagain"} {
 		src := &kgo.Record{Topic: "orders", Offset: int64(10 + i), Key: []byte{'k', byte('0' + i)}, Value: []byte("v")}
-		rec := dlq.DeadLetter(src, retry.Provenance{ID: "orders/0/" + string(rune('0'+i)), OriginalTopic: "orders",
+		rec := envelope.DeadLetter(src, envelope.Provenance{ID: "orders/0/" + string(rune('0'+i)), OriginalTopic: "orders",
 			OriginalOffset: int64(10 + i), Attempts: 1, Error: reason, ErrorStatus: 422 + 81*i}, "orders.g1.dlq")
 		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 			t.Fatalf("producing dead letter: %v", err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kafka-sidecar/kafka-sidecar/retry"
+	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/topics"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -171,7 +171,7 @@ func readIDs(t *testing.T, e *env, topic string, n int) map[string]bool {
 		fs.EachRecord(func(r *kgo.Record) {
 			read++
 			for _, h := range r.Headers {
-				if h.Key == retry.HeaderID {
+				if h.Key == envelope.HeaderID {
 					ids[string(h.Value)] = true
 				}
 			}

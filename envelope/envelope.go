@@ -1,4 +1,4 @@
-package retry
+package envelope
 
 import (
 	"errors"
@@ -244,6 +244,22 @@ func parseNonNegative(v string, bits int) (int64, error) {
 	return n, err
 }
 
+// NotBefore returns the time before which a retry copy may not be offered (its sidecar-not-before header, the
+// last one wins), zero when it has none. A malformed value counts as zero: the record is delivered rather than
+// stuck. It reads only that header, for the consumer, which asks for every record of a retry topic.
+func NotBefore(headers []kgo.RecordHeader) time.Time {
+	for i := len(headers) - 1; i >= 0; i-- {
+		if headers[i].Key == HeaderNotBefore {
+			ms, err := strconv.ParseInt(string(headers[i].Value), 10, 64)
+			if err != nil || ms <= 0 {
+				return time.Time{}
+			}
+			return time.UnixMilli(ms)
+		}
+	}
+	return time.Time{}
+}
+
 // Strip returns headers without the sidecar-* ones: the record's own headers, in their order. The result
 // is a new slice (appending to it never writes into headers); header values still share their bytes with
 // the input, which records treat as read-only. It returns nil when nothing is left.
@@ -330,6 +346,17 @@ func Copy(rec *kgo.Record, p Provenance, topic string) *kgo.Record {
 		Partition: p.OriginalPartition,
 		Timestamp: time.Now(),
 	}
+}
+
+// DeadLetter builds the dead-letter copy of rec for topic: Copy with p, minus the not-before time
+// (a dead letter is not offered again on its own). p should carry the failure (Error, ErrorStatus when
+// the app answered, Attempts); FailedAt is set to now when p leaves it zero.
+func DeadLetter(rec *kgo.Record, p Provenance, topic string) *kgo.Record {
+	p.NotBefore = time.Time{}
+	if p.FailedAt.IsZero() {
+		p.FailedAt = time.Now()
+	}
+	return Copy(rec, p, topic)
 }
 
 // truncateError makes s valid UTF-8 and at most MaxErrorLen bytes, cutting on a rune boundary and marking

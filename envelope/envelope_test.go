@@ -1,4 +1,4 @@
-package retry
+package envelope
 
 import (
 	"bytes"
@@ -463,5 +463,86 @@ func BenchmarkStrip(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Strip(headers)
+	}
+}
+
+func TestDeadLetter(t *testing.T) {
+	failedAt := time.UnixMilli(1_700_000_000_000)
+	tests := []struct {
+		name         string
+		p            Provenance
+		wantFailedAt func(before, after time.Time, got time.Time) bool
+	}{
+		{
+			name: "not-before dropped, failed-at kept",
+			p:    Provenance{ID: "x", NotBefore: time.UnixMilli(5), FailedAt: failedAt, Error: "timeout after 30s"},
+			wantFailedAt: func(_, _, got time.Time) bool {
+				return got.Equal(failedAt)
+			},
+		},
+		{
+			name: "failed-at defaults to now",
+			p:    Provenance{ID: "x", Error: "http 400: bad", ErrorStatus: 400},
+			wantFailedAt: func(before, after, got time.Time) bool {
+				// Millisecond precision on the wire.
+				return !got.Before(before.Truncate(time.Millisecond)) && !got.After(after)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &kgo.Record{
+				Topic: "orders.billing.retry.2", Partition: 1, Key: []byte("k"), Value: []byte("v"),
+				Headers: []kgo.RecordHeader{
+					{Key: "a", Value: []byte("1")},
+					{Key: HeaderNotBefore, Value: []byte("99")},
+				},
+			}
+			before := time.Now()
+			rec := DeadLetter(src, tt.p, "orders.billing.dlq")
+			after := time.Now()
+			if rec.Topic != "orders.billing.dlq" || string(rec.Key) != "k" || string(rec.Value) != "v" {
+				t.Fatalf("copy is %s key %q value %q", rec.Topic, rec.Key, rec.Value)
+			}
+			for _, h := range rec.Headers {
+				if h.Key == HeaderNotBefore {
+					t.Fatalf("dead letter carries %s: %q", h.Key, h.Value)
+				}
+			}
+			got, err := Parse(rec.Headers)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !tt.wantFailedAt(before, after, got.FailedAt) {
+				t.Fatalf("failed-at %v not as expected (now was %v..%v)", got.FailedAt, before, after)
+			}
+			if got.Error != tt.p.Error || got.ErrorStatus != tt.p.ErrorStatus || got.ID != tt.p.ID {
+				t.Fatalf("provenance %+v does not carry the failure of %+v", got, tt.p)
+			}
+			if own := Strip(rec.Headers); len(own) != 1 || own[0].Key != "a" {
+				t.Fatalf("own headers %v, want [a]", own)
+			}
+		})
+	}
+}
+
+func TestNotBefore(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers []kgo.RecordHeader
+		want    time.Time
+	}{
+		{"absent", []kgo.RecordHeader{{Key: "a", Value: []byte("1")}}, time.Time{}},
+		{"set", []kgo.RecordHeader{{Key: HeaderNotBefore, Value: []byte("1700000010000")}}, time.UnixMilli(1_700_000_010_000)},
+		{"last wins", []kgo.RecordHeader{{Key: HeaderNotBefore, Value: []byte("5")}, {Key: HeaderNotBefore, Value: []byte("7")}}, time.UnixMilli(7)},
+		{"malformed counts as now", []kgo.RecordHeader{{Key: HeaderNotBefore, Value: []byte("soon")}}, time.Time{}},
+		{"negative counts as now", []kgo.RecordHeader{{Key: HeaderNotBefore, Value: []byte("-3")}}, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NotBefore(tt.headers); !got.Equal(tt.want) {
+				t.Errorf("NotBefore = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
