@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -176,8 +178,9 @@ type kindSpec struct {
 	newValue   func() any
 }
 
-// kinds maps every kind the chart renders to its type. Kubernetes kinds use k8s.io/api; the operator kinds
-// (Prometheus Operator, KEDA) use the minimal structs below, which name only the fields the chart sets.
+// kinds maps every kind the charts render to its type. Kubernetes kinds use k8s.io/api; the operator kinds
+// (Prometheus Operator, KEDA, cert-manager) use the minimal structs in the tests, which name only the fields
+// the charts set.
 var kinds = map[string]kindSpec{
 	"Deployment":          {"apps/v1", func() any { return &appsv1.Deployment{} }},
 	"Service":             {"v1", func() any { return &corev1.Service{} }},
@@ -189,6 +192,14 @@ var kinds = map[string]kindSpec{
 	"ServiceMonitor":      {"monitoring.coreos.com/v1", func() any { return &serviceMonitor{} }},
 	"PrometheusRule":      {"monitoring.coreos.com/v1", func() any { return &prometheusRule{} }},
 	"ScaledObject":        {"keda.sh/v1alpha1", func() any { return &scaledObject{} }},
+
+	"MutatingWebhookConfiguration": {"admissionregistration.k8s.io/v1", func() any { return &admissionregistrationv1.MutatingWebhookConfiguration{} }},
+	"Role":                         {"rbac.authorization.k8s.io/v1", func() any { return &rbacv1.Role{} }},
+	"RoleBinding":                  {"rbac.authorization.k8s.io/v1", func() any { return &rbacv1.RoleBinding{} }},
+	"ClusterRole":                  {"rbac.authorization.k8s.io/v1", func() any { return &rbacv1.ClusterRole{} }},
+	"ClusterRoleBinding":           {"rbac.authorization.k8s.io/v1", func() any { return &rbacv1.ClusterRoleBinding{} }},
+	"Certificate":                  {"cert-manager.io/v1", func() any { return &certificate{} }},
+	"Issuer":                       {"cert-manager.io/v1", func() any { return &issuer{} }},
 }
 
 var sourceLine = regexp.MustCompile(`(?m)^# Source: (.+)$`)
