@@ -34,16 +34,13 @@ func TestLintStrict(t *testing.T) {
 	}
 }
 
-// Brokers, topics and group have no sensible default, so the chart refuses to render without them and
-// names each one.
-func TestLintWithoutRequiredValuesNamesThem(t *testing.T) {
-	_, err := runHelm(t, "lint", "--strict", "--kube-version", kubeVersion, chartDir)
-	if err == nil {
-		t.Fatal("lint passed without brokers, topics and group")
-	}
-	for _, want := range []string{"/sidecar/kafka/brokers", "/sidecar/kafka/topics", "/sidecar/kafka/group"} {
+// Brokers, topics and group have no sensible default, so the chart refuses to render without them (or a
+// ConfigMap or Secret that may hold them) and names each one.
+func TestRenderWithoutRequiredValuesNamesThem(t *testing.T) {
+	err := renderError(t, "--set-string", "app.image.repository=app,app.image.tag=1,sidecar.redis.url=redis://r:6379")
+	for _, want := range []string{"sidecar.kafka.brokers", "sidecar.kafka.topics", "sidecar.kafka.group", "sidecar.configMap"} {
 		if !strings.Contains(err.Error(), want) {
-			t.Errorf("lint error does not name %s:\n%v", want, err)
+			t.Errorf("the error does not name %s:\n%v", want, err)
 		}
 	}
 }
@@ -63,6 +60,7 @@ func TestCIValuesRenderAndDecodeStrictly(t *testing.T) {
 		"sasl-env-values.yaml":       {"Deployment"},
 		"memory-dedup-values.yaml":   {"Deployment"},
 		"template-only-values.yaml":  {"PrometheusRule", "ConfigMap"},
+		"configmap-values.yaml":      {"Deployment"},
 	}
 	files := ciValues(t)
 	for _, file := range files {
@@ -158,6 +156,9 @@ func TestRejectedValues(t *testing.T) {
 		{"sidecar image without tag or digest", []string{"--set-string", "sidecar.image.tag=", "--set-string", "sidecar.image.digest=sha256:zz"}, "/sidecar/image/digest"},
 		{"secret without its key", []string{"--set-string", "sidecar.redis.passwordSecret.name=redis,sidecar.redis.passwordSecret.key="}, `the key of the redis-password Secret "redis" is required`},
 		{"kubernetes without native sidecars", []string{"--kube-version", "1.28.0"}, "incompatible with Kubernetes v1.28.0"},
+		{"no topics and no ConfigMap", []string{"--set", "sidecar.kafka.topics=null"}, "sidecar.kafka.topics required"},
+		{"keda without topics in the values", []string{"--set", "keda.enabled=true,sidecar.kafka.topics=null", "--set-string", "sidecar.configMap=platform"}, "keda.enabled needs sidecar.kafka.brokers, topics and group"},
+		{"configMap not an object name", []string{"--set-string", "sidecar.configMap=Platform_Defaults"}, "/sidecar/configMap"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -158,6 +158,9 @@ Checks that span several values, which the schema cannot express. Renders nothin
 {{- if and .Values.serviceMonitor.enabled .Values.deployment.enabled (not .Values.adminService.enabled) }}
 {{- fail "serviceMonitor.enabled needs adminService.enabled: the ServiceMonitor scrapes the admin Service" }}
 {{- end }}
+{{- if and .Values.keda.enabled (or (empty $sidecar.kafka.brokers) (empty $sidecar.kafka.topics) (empty $sidecar.kafka.group)) }}
+{{- fail "keda.enabled needs sidecar.kafka.brokers, topics and group as values: the ScaledObject names them" }}
+{{- end }}
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) }}
 {{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" }}
 {{- end }}

@@ -39,7 +39,15 @@ native sidecar: it starts before the app containers, runs beside them, and stops
     {{- end }}
   env:
     {{- include "kafka-sidecar.env" (dict "values" $v "files" $files) | trim | nindent 4 }}
-  {{- with dig "envFrom" list $v }}
+  {{- $envFrom := list }}
+  {{- with dig "configMap" "" $v }}
+  {{- $envFrom = append $envFrom (dict "configMapRef" (dict "name" .)) }}
+  {{- end }}
+  {{- with dig "secret" "" $v }}
+  {{- $envFrom = append $envFrom (dict "secretRef" (dict "name" .)) }}
+  {{- end }}
+  {{- $envFrom = concat $envFrom (dig "envFrom" list $v) }}
+  {{- with $envFrom }}
   envFrom:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -165,20 +173,28 @@ do not depend on the key names inside the Secrets.
 
 {{/*
 kafka-sidecar.env: the sidecar's environment. A variable is rendered only when its value is set, so the
-binary's defaults apply otherwise; brokers, topics and group are required.
+binary's defaults apply otherwise. Brokers, topics and group (and the Redis URL for Redis dedup) are required
+unless a ConfigMap, Secret or other environment source may hold them.
 */}}
 {{- define "kafka-sidecar.env" -}}
 {{- $v := .values }}
+{{- $sources := or (dig "configMap" "" $v) (dig "secret" "" $v) (dig "envFrom" list $v) }}
+{{- if not $sources }}
+{{- $missing := list }}
 {{- range list "brokers" "topics" "group" }}
 {{- if empty (dig "kafka" . "" $v) }}
-{{- fail (printf "sidecar.kafka.%s is required" .) }}
+{{- $missing = append $missing (printf "sidecar.kafka.%s" .) }}
+{{- end }}
+{{- end }}
+{{- with $missing }}
+{{- fail (printf "%s required: set them, or name a ConfigMap or Secret holding the SIDECAR_KAFKA_* variables in sidecar.configMap or sidecar.secret" (join ", " .)) }}
 {{- end }}
 {{- end }}
 {{- $redisURLSecret := dig "redis" "urlSecret" dict $v }}
 {{- if and (dig "redis" "url" "" $v) (dig "name" "" $redisURLSecret) }}
 {{- fail "sidecar.redis.url and sidecar.redis.urlSecret both set the Redis URL: keep one" }}
 {{- end }}
-{{- if and (has (toString (dig "dedup" "mode" "" $v)) (list "" "redis")) (empty (dig "redis" "url" "" $v)) (empty (dig "name" "" $redisURLSecret)) }}
+{{- if and (not $sources) (has (toString (dig "dedup" "mode" "" $v)) (list "" "redis")) (empty (dig "redis" "url" "" $v)) (empty (dig "name" "" $redisURLSecret)) }}
 {{- fail "sidecar.redis.url (or sidecar.redis.urlSecret) is required while sidecar.dedup.mode is redis (the default)" }}
 {{- end }}
 {{- range list
