@@ -8,21 +8,24 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 KAFKA     := test/kafka/cluster.sh
 FUZZTIME  ?= 10s
+# The soak's length (make soak DURATION=30m).
+DURATION  ?= 30m
 # The suites that run against a real cluster when TEST_KAFKA_BROKERS names one (kfake otherwise); the chaos
 # suite runs after them with -v so its summary line shows in the output.
 KAFKA_SUITES := ./test/kafkatest ./test/e2e ./test/parallel
 
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: demo test deps check unit test-kafka fuzz build chaos chaos-kafka bench clean
+.PHONY: demo test deps check unit test-kafka fuzz build chaos chaos-kafka bench soak soak-smoke clean
 
 ## demo: the whole pipeline on an in-process Kafka, an in-process Redis and a sample app.
 demo:
 	$(GO) run ./cmd/kafka-sidecar demo
 
 ## test: everything CI runs — formatting, vet, lint, race-enabled tests (kfake + a real redis-server), the
-## chart tests, bounded fuzzing, and the integration suite again against a real 3-node Apache Kafka cluster.
-test: deps check unit fuzz test-kafka
+## chart tests, bounded fuzzing, a 2-minute soak, and the integration suite again against a real 3-node Apache
+## Kafka cluster.
+test: deps check unit fuzz soak-smoke test-kafka
 
 ## deps: install what the tests need when it is missing (redis-server, golangci-lint, helm); cached after once.
 deps:
@@ -67,6 +70,15 @@ chaos-kafka: build deps
 ## bench: throughput, CPU and memory of each mode against the machine's own limits.
 bench: build
 	$(GO) run ./bench -binary bin/kafka-sidecar
+
+## soak: the real binary for DURATION at a steady rate with a member restarted every 3 minutes; fails on a lost
+## record or on growth of memory, goroutines, file descriptors or Redis memory beyond the bounds in test/chaos.
+soak: build deps
+	$(GO) run ./test/soak -binary bin/kafka-sidecar -duration $(DURATION)
+
+## soak-smoke: the same for 2 minutes, a restart every 40 s (part of make test).
+soak-smoke: build deps
+	$(GO) run ./test/soak -binary bin/kafka-sidecar -duration 2m -warmup 30s -window 20s -restart-every 40s -sample-every 5s
 
 clean:
 	rm -rf bin

@@ -66,6 +66,8 @@ type Options struct {
 	RedisServer string
 	// Progress receives one line per step and a status line every few seconds; nil discards them.
 	Progress io.Writer
+	// Env holds further SIDECAR_* settings for every sidecar; they override the run's own.
+	Env []string
 }
 
 func (o *Options) defaults() error {
@@ -297,6 +299,7 @@ func (r *run) setup(ctx context.Context) error {
 			"SIDECAR_LOG_LEVEL=info",
 			"SIDECAR_LOG_FORMAT=json",
 		}
+		env = append(env, o.Env...)
 		// All but the last member are static, so both hand-over paths (a static member reclaiming its
 		// partitions, a dynamic one being replaced through a rebalance) meet the faults.
 		if i < o.Sidecars || o.Sidecars == 1 {

@@ -210,6 +210,19 @@ func (s *Sidecar) Running() bool {
 	}
 }
 
+// PID returns the process id of the running process, or 0 when it is not running.
+func (s *Sidecar) PID() int {
+	if !s.Running() {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd.Process.Pid
+}
+
+// Admin returns the host:port of the process's admin server.
+func (s *Sidecar) Admin() string { return s.admin }
+
 // Unexpected returns the exits the harness did not cause.
 func (s *Sidecar) Unexpected() []string {
 	s.mu.Lock()
