@@ -34,6 +34,12 @@ const (
 	DeliveryBatch  = "batch"
 )
 
+// Decode modes accepted by SIDECAR_DECODE.
+const (
+	DecodeOff  = "off"
+	DecodeJSON = "json"
+)
+
 // Config is the whole sidecar configuration, read from SIDECAR_* environment variables.
 //
 // Each field's `env` tag names its variable, `envDefault` its default and `help` the line that
@@ -82,6 +88,15 @@ type Config struct {
 	Delivery        string        `env:"SIDECAR_DELIVERY" envDefault:"single" help:"single (one record per request) or batch (a JSON document of records per request)"`
 	BatchMaxRecords int           `env:"SIDECAR_BATCH_MAX_RECORDS" envDefault:"100" help:"batch mode: records per request at most"`
 	BatchMaxWait    time.Duration `env:"SIDECAR_BATCH_MAX_WAIT" envDefault:"5ms" help:"batch mode: how long a batch waits to fill"`
+
+	SchemaRegistryURL          string `env:"SIDECAR_SCHEMA_REGISTRY_URL" help:"a Confluent-compatible schema registry (its API base, e.g. http://registry:8081), for SIDECAR_DECODE"`
+	SchemaRegistryUsername     string `env:"SIDECAR_SCHEMA_REGISTRY_USERNAME" help:"basic-auth user for the schema registry"`
+	SchemaRegistryPasswordFile string `env:"SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE" help:"file holding the schema registry basic-auth password"`
+	SchemaRegistryTLSCAFile    string `env:"SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE" help:"PEM CA bundle for an https schema registry (system roots when empty)"`
+	Decode                     string `env:"SIDECAR_DECODE" envDefault:"off" help:"off, or json: values in Confluent wire format (Avro, Protobuf, JSON Schema) reach the app as JSON"`
+	DecodeKeys                 bool   `env:"SIDECAR_DECODE_KEYS" envDefault:"false" help:"with SIDECAR_DECODE=json, keys in wire format are decoded too (Kafka-Key holds the JSON)"`
+	// SchemaRegistryPassword is read from SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE.
+	SchemaRegistryPassword Secret
 
 	IDHeader string `env:"SIDECAR_ID_HEADER" help:"record header holding the message ID; without it the ID is topic/partition/offset of the record as first consumed"`
 
@@ -384,6 +399,7 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 	if c.RetryBackoffMax < c.RetryBackoff {
 		p["SIDECAR_RETRY_BACKOFF_MAX"] = "must not be below SIDECAR_RETRY_BACKOFF"
 	}
+	c.validateDecode(p)
 	if c.DLQTopic != "" {
 		if err := ValidTopicName(c.DLQTopic); err != nil {
 			p["SIDECAR_DLQ_TOPIC"] = err.Error()
@@ -403,6 +419,28 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 	return p
 }
 
+// validateDecode checks the schema registry settings.
+func (c *Config) validateDecode(p map[string]string) {
+	oneOf(p, "SIDECAR_DECODE", c.Decode, DecodeOff, DecodeJSON)
+	if c.SchemaRegistryURL != "" {
+		if msg := checkHTTPURL(c.SchemaRegistryURL); msg != "" {
+			p["SIDECAR_SCHEMA_REGISTRY_URL"] = msg
+		} else if u, _ := url.Parse(c.SchemaRegistryURL); u.User != nil {
+			p["SIDECAR_SCHEMA_REGISTRY_URL"] = "must not hold credentials: use SIDECAR_SCHEMA_REGISTRY_USERNAME and SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE"
+		}
+	} else if c.Decode == DecodeJSON {
+		p["SIDECAR_SCHEMA_REGISTRY_URL"] = "is required when SIDECAR_DECODE=json"
+	}
+	if c.DecodeKeys && c.Decode != DecodeJSON {
+		p["SIDECAR_DECODE_KEYS"] = "needs SIDECAR_DECODE=json"
+	}
+	if (c.SchemaRegistryUsername == "") != (c.SchemaRegistryPasswordFile == "") {
+		p["SIDECAR_SCHEMA_REGISTRY_USERNAME"] = "and SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE must be set together"
+	}
+	fileReadable(p, "SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE", c.SchemaRegistryPasswordFile)
+	fileReadable(p, "SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE", c.SchemaRegistryTLSCAFile)
+}
+
 // readSecretFiles loads passwords named by *_FILE variables, so the rest of the program sees one value.
 func (c *Config) readSecretFiles() error {
 	if c.KafkaSASLPasswordFile != "" {
@@ -411,6 +449,13 @@ func (c *Config) readSecretFiles() error {
 			return newError(map[string]string{"SIDECAR_KAFKA_SASL_PASSWORD_FILE": "cannot be read: " + err.Error()})
 		}
 		c.KafkaSASLPassword = Secret(strings.TrimRight(string(b), "\r\n"))
+	}
+	if c.SchemaRegistryPasswordFile != "" {
+		b, err := os.ReadFile(c.SchemaRegistryPasswordFile)
+		if err != nil {
+			return newError(map[string]string{"SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE": "cannot be read: " + err.Error()})
+		}
+		c.SchemaRegistryPassword = Secret(strings.TrimRight(string(b), "\r\n"))
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +221,50 @@ func TestStallTimeout(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "SIDECAR_STALL_TIMEOUT") {
 			t.Errorf("%v: error %q does not name SIDECAR_STALL_TIMEOUT", tt.env, err)
+		}
+	}
+}
+
+func TestDecodeSettings(t *testing.T) {
+	pw := t.TempDir() + "/pw"
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadFrom(append(base(), "SIDECAR_DECODE=json", "SIDECAR_DECODE_KEYS=true",
+		"SIDECAR_SCHEMA_REGISTRY_URL=https://registry:8081/apis/ccompat/v7",
+		"SIDECAR_SCHEMA_REGISTRY_USERNAME=reader", "SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE="+pw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Decode != DecodeJSON || !c.DecodeKeys || c.SchemaRegistryPassword.Reveal() != "s3cret" {
+		t.Fatalf("got decode %q keys %v password %q", c.Decode, c.DecodeKeys, c.SchemaRegistryPassword.Reveal())
+	}
+	off, err := LoadFrom(base())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Decode != DecodeOff || off.DecodeKeys {
+		t.Fatalf("defaults: decode %q keys %v, want off and false", off.Decode, off.DecodeKeys)
+	}
+
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"SIDECAR_DECODE=avro"}, "SIDECAR_DECODE"},
+		{[]string{"SIDECAR_DECODE=json"}, "SIDECAR_SCHEMA_REGISTRY_URL"},
+		{[]string{"SIDECAR_DECODE=json", "SIDECAR_SCHEMA_REGISTRY_URL=registry:8081"}, "SIDECAR_SCHEMA_REGISTRY_URL"},
+		{[]string{"SIDECAR_DECODE=json", "SIDECAR_SCHEMA_REGISTRY_URL=http://u:p@registry:8081"}, "SIDECAR_SCHEMA_REGISTRY_URL"},
+		{[]string{"SIDECAR_DECODE_KEYS=true"}, "SIDECAR_DECODE_KEYS"},
+		{[]string{"SIDECAR_DECODE_KEYS=maybe"}, "SIDECAR_DECODE_KEYS"},
+		{[]string{"SIDECAR_SCHEMA_REGISTRY_USERNAME=reader"}, "SIDECAR_SCHEMA_REGISTRY_USERNAME"},
+		{[]string{"SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE=/nonexistent/ca.pem"}, "SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE"},
+	}
+	for _, tt := range tests {
+		_, err := LoadFrom(append(base(), tt.env...))
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want+":") {
+			t.Errorf("%v: got %v, want an error naming %s", tt.env, err, tt.want)
 		}
 	}
 }

@@ -106,7 +106,7 @@ func scrub(err error, cfg *config.Config, extra ...string) error {
 func secretsOf(cfg *config.Config, extra ...string) []string {
 	var raw []string
 	if cfg != nil {
-		raw = append(raw, cfg.KafkaSASLPassword.Reveal())
+		raw = append(raw, cfg.KafkaSASLPassword.Reveal(), cfg.SchemaRegistryPassword.Reveal())
 		if u := cfg.RedisURL.Reveal(); u != "" {
 			raw = append(raw, urlPassword(u))
 		}

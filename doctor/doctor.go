@@ -86,7 +86,7 @@ func (r *run) secrets() []string {
 		return nil
 	}
 	var raw []string
-	raw = append(raw, r.cfg.KafkaSASLPassword.Reveal())
+	raw = append(raw, r.cfg.KafkaSASLPassword.Reveal(), r.cfg.SchemaRegistryPassword.Reveal())
 	raw = append(raw, urlPassword(r.cfg.RedisURL.Reveal()))
 	var out []string
 	for _, s := range raw {

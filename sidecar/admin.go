@@ -118,6 +118,11 @@ func (s *Sidecar) Ready(context.Context) []string {
 	case appErr != nil:
 		reasons = append(reasons, "app unreachable: "+appErr.Error())
 	}
+	if s.decoder != nil {
+		if err := s.decoder.Unavailable(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
 	if paused := s.gate.Reasons(); len(paused) > 0 {
 		reasons = append(reasons, "delivery paused: "+strings.Join(paused, ", "))
 	}

@@ -16,9 +16,11 @@ import (
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
 	"github.com/kafka-sidecar/kafka-sidecar/consumer"
+	"github.com/kafka-sidecar/kafka-sidecar/decode"
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/doctor"
+	"github.com/kafka-sidecar/kafka-sidecar/handler"
 	"github.com/kafka-sidecar/kafka-sidecar/handler/httpapp"
 	"github.com/kafka-sidecar/kafka-sidecar/metrics"
 	"github.com/kafka-sidecar/kafka-sidecar/pipeline"
@@ -27,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 	"go.uber.org/zap"
 )
 
@@ -47,6 +50,10 @@ type Sidecar struct {
 	producer *kgo.Client
 	admin    *kadm.Client
 	http     *httpapp.Deliverer
+	// decoder presents records in Confluent wire format as JSON (SIDECAR_DECODE=json); nil when off.
+	decoder *decode.Decoder
+	// registry is the schema registry client, nil without SIDECAR_SCHEMA_REGISTRY_URL.
+	registry *sr.Client
 	// probe checks the app's health URL (a TCP connect without one); appProbe always checks the app URL.
 	probe    *httpapp.Probe
 	appProbe *httpapp.Probe
@@ -153,6 +160,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	})
 	s.checks.stallWatch.timeout = cfg.StallTimeout
 
+	middleware, err := s.middleware()
+	if err != nil {
+		return nil, err
+	}
 	// In batch mode SIDECAR_MAX_IN_FLIGHT counts records, which the consumer bounds, and a batch is one request.
 	batchDelivery := cfg.Delivery == config.DeliveryBatch
 	maxDeliveries := cfg.MaxInFlight
@@ -174,6 +185,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		DeadLetterTopic: func(src string) string { return topics.DeadLetterTopic(src, cfg.KafkaGroup, cfg.DLQTopic) },
 		BatchDelivery:   batchDelivery,
 		MaxDeliveries:   maxDeliveries,
+		Middleware:      middleware,
 		MaxRecordBytes:  cfg.MaxRecordBytes,
 		AppBackoffMax:   cfg.AppBackoffMax,
 		IsAuthError:     dedup.IsAuthError,
@@ -228,6 +240,23 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		return nil, errors.New("durability audit failed and SIDECAR_DOCTOR_STRICT=true: run `kafka-sidecar doctor` for the fixes")
 	}
 	return s, nil
+}
+
+// middleware builds the delivery middleware the configuration asks for, outermost first.
+func (s *Sidecar) middleware() ([]handler.Middleware, error) {
+	var mws []handler.Middleware
+	if s.cfg.SchemaRegistryURL != "" {
+		cl, err := connect.SchemaRegistry(s.cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.registry = cl
+	}
+	if s.cfg.Decode == config.DecodeJSON {
+		s.decoder = decode.New(decode.NewRegistry(s.registry, decode.RegistryOptions{}), decode.Options{Keys: s.cfg.DecodeKeys})
+		mws = append(mws, s.decoder.Middleware)
+	}
+	return mws, nil
 }
 
 // checkKafka fails fast, within 30 s, when the brokers reject the credentials.
