@@ -75,13 +75,17 @@ func (c *Coalescer) Release(ctx context.Context, id string) error {
 	return err
 }
 
-// CompleteThen writes the done mark for one ID (see Store.Complete) with the next Store call and calls then
-// with the outcome, instead of making the caller wait: then runs on the goroutine that made the Store call, so
-// it must be quick and must not block. After Close, then is called at once with ErrClosed.
-func (c *Coalescer) CompleteThen(id string, then func(error)) {
+// CompleteManyThen writes the done marks of ids (see Store.Complete) as CompleteMany does — with the waiting
+// calls, or from directMin IDs on in a call of their own — and calls then once with the outcome, instead of
+// making the caller wait: then runs on the goroutine that made the Store call, so it must be quick and must
+// not block. ids must not change until then runs. After Close, then is called at once with ErrClosed.
+func (c *Coalescer) CompleteManyThen(ids []string, then func(error)) {
+	if len(ids) == 0 {
+		then(nil)
+		return
+	}
 	r := requestPool.Get().(*request)
-	r.one[0] = id
-	r.ids, r.statuses, r.then = r.one[:], r.oneSt[:], then
+	r.ids, r.statuses, r.then = ids, nil, then
 	if err := c.enqueue(r, opComplete); err != nil {
 		*r = request{done: r.done}
 		requestPool.Put(r)
@@ -151,7 +155,7 @@ type request struct {
 	done     chan struct{}
 	one      [1]string
 	oneSt    [1]Status
-	// then, when set, is called with the outcome in place of a waiting caller (see CompleteThen).
+	// then, when set, is called with the outcome in place of a waiting caller (see CompleteManyThen).
 	then func(error)
 }
 

@@ -595,7 +595,7 @@ func TestCoalescerLargeCallGoesAtOnce(t *testing.T) {
 	}
 }
 
-// TestCoalescerCompleteThen checks completions that call back instead of waiting: the mark is written before
+// TestCoalescerCompleteThen checks a completion of one ID that calls back instead of waiting: the mark is written before
 // the callback runs, it shares the call of waiting requests, store errors reach the callback, and after Close
 // the callback runs at once with ErrClosed.
 func TestCoalescerCompleteThen(t *testing.T) {
@@ -605,7 +605,7 @@ func TestCoalescerCompleteThen(t *testing.T) {
 	out := make(chan result, 1)
 	g.occupy(t, c, 1, out)
 	outcome := make(chan error, 1)
-	c.CompleteThen("x", func(err error) {
+	c.CompleteManyThen([]string{"x"}, func(err error) {
 		// The mark is there by now.
 		st, cerr := g.Memory.Claim(context.Background(), []string{"x"})
 		if cerr == nil && st[0] != Done {
@@ -625,14 +625,14 @@ func TestCoalescerCompleteThen(t *testing.T) {
 	}
 
 	g.fail = fmt.Errorf("applying: %w: connection refused", ErrUnavailable)
-	c.CompleteThen("z", func(err error) { outcome <- err })
+	c.CompleteManyThen([]string{"z"}, func(err error) { outcome <- err })
 	if err := <-outcome; !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("callback after a store error got %v, want ErrUnavailable", err)
 	}
 
 	c.Close()
 	called := false
-	c.CompleteThen("late", func(err error) {
+	c.CompleteManyThen([]string{"late"}, func(err error) {
 		called = true
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("callback after Close got %v, want ErrClosed", err)
@@ -640,5 +640,56 @@ func TestCoalescerCompleteThen(t *testing.T) {
 	})
 	if !called {
 		t.Fatal("after Close the callback must run at once")
+	}
+}
+
+// TestCoalescerCompleteManyThen checks a completion of many IDs that calls back once: every mark is written
+// before the callback runs, a small call shares the store call of waiting requests, a large one goes in a call
+// of its own, and an empty one calls back at once.
+func TestCoalescerCompleteManyThen(t *testing.T) {
+	g := newGatedStore(false)
+	c := NewCoalescer(g, 8)
+	defer c.Close()
+	defer g.open()
+	out := make(chan result, 1)
+	g.occupy(t, c, 1, out)
+	outcome := make(chan error, 1)
+	ids := []string{"a", "b", "c"}
+	c.CompleteManyThen(ids, func(err error) {
+		st, cerr := g.Memory.Claim(context.Background(), ids)
+		for i := range st {
+			if cerr == nil && st[i] != Done {
+				cerr = fmt.Errorf("claim of %s in the callback = %v, want done", ids[i], st[i])
+			}
+		}
+		outcome <- errors.Join(err, cerr)
+	})
+	goClaim(c, context.Background(), "y", out)
+	waitQueued(t, c, 2)
+	g.open()
+	if err := <-outcome; err != nil {
+		t.Fatal(err)
+	}
+	collect(t, out, 2)
+	if b := g.batchesOf("complete"); len(b) != 1 || fmt.Sprint(b[0]) != "[a b c]" {
+		t.Fatalf("completions %v, want [[a b c]] in the call shared with the claim", b)
+	}
+
+	large := make([]string, directMin)
+	for i := range large {
+		large[i] = fmt.Sprint("big-", i)
+	}
+	c.CompleteManyThen(large, func(err error) { outcome <- err })
+	if err := <-outcome; err != nil {
+		t.Fatalf("large completion: %v", err)
+	}
+	if b := g.batchesOf("complete"); len(b) != 2 || len(b[1]) != directMin {
+		t.Fatalf("completions %v, want the large one in a call of its own", b)
+	}
+
+	called := false
+	c.CompleteManyThen(nil, func(err error) { called = err == nil })
+	if !called {
+		t.Fatal("an empty completion must call back at once with nil")
 	}
 }

@@ -68,6 +68,13 @@ type record struct {
 // a job whose context ended) go on as sets of their own through fork. Sets form only within one
 // ProcessBatch call, so all records of a set share one Report.
 func (p *Pipeline) run(set []*record) {
+	if len(set) == 0 {
+		return
+	}
+	// One context for the set's whole run: a record that leaves the set keeps it only from being reused for
+	// the rest, which then go on alone should that record's job end.
+	ctx, stopCtx := setContext(set)
+	defer stopCtx()
 	for len(set) > 0 {
 		if w := set[0].wait; w > 0 { // only a set of one carries a wait
 			set[0].wait = 0
@@ -84,9 +91,9 @@ func (p *Pipeline) run(set []*record) {
 		case stepEnter:
 			set = p.enter(set)
 		case stepClaim:
-			set = p.claim(set)
+			set = p.claim(ctx, set)
 		case stepDeliver:
-			set = p.deliverSet(set)
+			set = p.deliverSet(ctx, set)
 		case stepPark:
 			p.park(set[0])
 			set = nil
@@ -219,9 +226,7 @@ func (p *Pipeline) enter(set []*record) []*record {
 
 // claim takes the leases of a set's IDs in one round trip. Records found done are skipped; a record another
 // member holds waits alone and claims again; a record over the size limit is dead-lettered unsent.
-func (p *Pipeline) claim(set []*record) []*record {
-	ctx, stopCtx := setContext(set)
-	defer stopCtx()
+func (p *Pipeline) claim(ctx context.Context, set []*record) []*record {
 	if err := p.gate.Wait(ctx); err != nil {
 		return p.interrupted(set)
 	}
@@ -275,9 +280,7 @@ func (p *Pipeline) claim(set []*record) []*record {
 // goes on to its done mark; one the app could not take is offered again (the pausing middleware has paused
 // delivery; no attempt is used); a failed one is tried again in place after a backoff, or parked in the next
 // retry tier or the dead-letter topic, as the retry policy decides.
-func (p *Pipeline) deliverSet(set []*record) []*record {
-	ctx, stopCtx := setContext(set)
-	defer stopCtx()
+func (p *Pipeline) deliverSet(ctx context.Context, set []*record) []*record {
 	var oneD [1]*handler.Delivery
 	var oneR [1]handler.Result
 	ds, results := oneD[:], oneR[:]
@@ -377,32 +380,25 @@ func (p *Pipeline) park(r *record) {
 // what keep a redelivery (after an offset loss) from reaching the app, so a store outage is waited out, on a
 // goroutine of its own, while any of the records' jobs lives.
 func (p *Pipeline) complete(set []*record) {
-	c := &completion{p: p, set: set}
-	c.left.Store(int32(len(set)))
-	for _, r := range set {
+	c := &completion{p: p, set: set, ids: make([]string, len(set))}
+	for k, r := range set {
 		r.outcome = metrics.OutcomeDelivered
-		p.dedup.CompleteThen(r.m.id, c.markWritten)
+		c.ids[k] = r.m.id
 	}
+	p.dedup.CompleteManyThen(c.ids, c.marksWritten)
 }
 
-// completion gathers the answers to the done marks of one set.
+// completion is a set waiting for its done marks.
 type completion struct {
-	p      *Pipeline
-	set    []*record
-	left   atomic.Int32
-	failed atomic.Bool
+	p   *Pipeline
+	set []*record
+	ids []string
 }
 
-// markWritten is the store's answer to one done mark; it runs on the goroutine making store calls, which must
-// not block.
-func (c *completion) markWritten(err error) {
+// marksWritten is the store's answer to the done marks of a set; it runs on the goroutine making store calls,
+// which must not block.
+func (c *completion) marksWritten(err error) {
 	if err != nil {
-		c.failed.Store(true)
-	}
-	if c.left.Add(-1) > 0 {
-		return
-	}
-	if c.failed.Load() {
 		for _, r := range c.set {
 			r.marksFailed = true
 		}

@@ -25,9 +25,9 @@ type Deduper interface {
 	ClaimMany(ctx context.Context, ids []string) ([]dedup.Status, error)
 	CompleteMany(ctx context.Context, ids []string) error
 	Release(ctx context.Context, id string) error
-	// CompleteThen writes a done mark and calls then with the outcome, quickly, from the goroutine that made
-	// the store call.
-	CompleteThen(id string, then func(error))
+	// CompleteManyThen writes done marks and calls then with the outcome, quickly, from the goroutine that
+	// made the store call.
+	CompleteManyThen(ids []string, then func(error))
 }
 
 // Sender writes a copy to a retry or dead-letter topic and returns nil only after the broker acknowledged it
