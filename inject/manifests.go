@@ -3,7 +3,6 @@ package inject
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +14,9 @@ import (
 
 // Manifests reads Kubernetes manifests (multi-document YAML, JSON, or a List) from r, adds the sidecar to
 // every workload that asks for it, and writes the result to w. A document that does not change is written
-// back byte for byte; a changed one is written as YAML with its keys sorted. Every problem in every document
-// is reported in one error, and then nothing is written.
+// back byte for byte; in a changed one only the sidecar is new, and the rest keeps its key order, comments
+// and quoting (a JSON document is written as YAML with sorted keys). Every problem in every document is
+// reported in one error, and then nothing is written.
 func Manifests(r io.Reader, w io.Writer, cfg Config) error {
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(r))
 	var out bytes.Buffer
@@ -70,11 +70,7 @@ func document(doc []byte, cfg Config) ([]byte, error) {
 	if err != nil || !changed {
 		return doc, err
 	}
-	data, err = json.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("encoding: %w", err)
-	}
-	return yaml.JSONToYAML(data)
+	return rewrite(doc, obj)
 }
 
 // objectOrList injects into an object, or into every item of a List.

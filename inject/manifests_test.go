@@ -472,3 +472,27 @@ func FuzzManifests(f *testing.F) {
 		}
 	})
 }
+
+// TestInjectionOnlyAddsLines: in a YAML document, injection keeps every line as it was (key order, comments,
+// quoting, flow style) and only adds the sidecar's: the input's lines are a subsequence of the output's.
+func TestInjectionOnlyAddsLines(t *testing.T) {
+	cfg := testConfig(t)
+	for name, in := range corpus(t) {
+		if bytes.HasPrefix(bytes.TrimSpace(in), []byte("{")) {
+			continue // JSON comes back as YAML
+		}
+		t.Run(name, func(t *testing.T) {
+			out := strings.Split(string(run(t, in, cfg)), "\n")
+			j := 0
+			for _, line := range strings.Split(string(in), "\n") {
+				for j < len(out) && out[j] != line {
+					j++
+				}
+				if j == len(out) {
+					t.Fatalf("input line %q is missing or out of order in the output", line)
+				}
+				j++
+			}
+		})
+	}
+}
