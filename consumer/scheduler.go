@@ -326,16 +326,9 @@ func (s *scheduler) nextBatch(ctx context.Context, max int, linger time.Duration
 	}
 }
 
-// finish ends an item's time in flight. done marks its offset done; otherwise the record stays undone (its lane
-// is being revoked or the sidecar is stopping) and will be delivered by whoever consumes the partition next.
-func (s *scheduler) finish(it *item, done bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.signalWork(s.finishLocked(it, done, s.now()))
-	s.space.Broadcast()
-}
-
-// finishMany is finish for many items under one lock.
+// finishMany ends the time in flight of items. done marks their offsets done; otherwise the records stay undone
+// (their lanes are being revoked or the sidecar is stopping) and will be delivered by whoever consumes the
+// partition next. One lock serves all of them.
 func (s *scheduler) finishMany(items []*item, done bool) {
 	if len(items) == 0 {
 		return

@@ -72,7 +72,7 @@ func runScheduler(t *testing.T, s *scheduler, total, workers int, seed uint64) (
 					inFlight[k]--
 				}
 				mu.Unlock()
-				s.finish(it, true)
+				s.finishMany([]*item{it}, true)
 				if last {
 					s.stop()
 				}
@@ -183,7 +183,7 @@ func TestNotBeforeHoldsRecordAndPausesPartition(t *testing.T) {
 	if paused := s.pausedPartitions(); len(paused) != 0 {
 		t.Fatalf("partition still paused after its record became due: %v", paused)
 	}
-	s.finish(it, true)
+	s.finishMany([]*item{it}, true)
 }
 
 func TestBufferCapBlocksPolling(t *testing.T) {
@@ -196,7 +196,7 @@ func TestBufferCapBlocksPolling(t *testing.T) {
 		t.Fatal("polling must wait while the buffer is full")
 	}
 	it, _ := next(s, context.Background())
-	s.finish(it, true)
+	s.finishMany([]*item{it}, true)
 	n, ok := s.waitForSpace(context.Background())
 	if !ok || n != 1 {
 		t.Fatalf("after one record finished: space %d ok %v, want 1 true", n, ok)
@@ -215,7 +215,7 @@ func TestRevokeDropsWaitingRecords(t *testing.T) {
 	if s.buffered != 1 {
 		t.Fatalf("buffered %d after revoke, want only the in-flight record", s.buffered)
 	}
-	s.finish(it, true)
+	s.finishMany([]*item{it}, true)
 	if s.buffered != 0 || s.bytes != 0 {
 		t.Fatalf("buffer not empty after the in-flight record finished: %d records, %d bytes", s.buffered, s.bytes)
 	}

@@ -100,7 +100,9 @@ func newTestPipeline(t *testing.T, app handler.Deliverer, lot *parkingLot, opts 
 	store := dedup.NewMemory(dedup.MemoryOptions{Owner: "me", Lease: time.Minute, TTL: time.Hour})
 	coal := dedup.NewCoalescer(store, 64)
 	t.Cleanup(coal.Close)
-	return New(coal, app, lot, NewGate(nil), opts), store
+	p := New(coal, app, lot, NewGate(nil), opts)
+	t.Cleanup(p.Close)
+	return p, store
 }
 
 func sourceRecord(id string, offset int64) *kgo.Record {

@@ -251,6 +251,7 @@ func TestProcessBatchStoreOutage(t *testing.T) {
 	opts.DedupBackoffMax = time.Millisecond
 	gate := NewGate(nil)
 	p := New(coal, app, &parkingLot{}, gate, opts)
+	t.Cleanup(p.Close)
 	r := newReports(t, 3)
 	p.ProcessBatch(jobsOf(context.Background(), sourceRecord("a", 1), sourceRecord("b", 2), sourceRecord("c", 3)), r.report)
 	for i, err := range r.wait() {
