@@ -40,6 +40,21 @@ const (
 	DecodeJSON = "json"
 )
 
+// Group protocols accepted by SIDECAR_KAFKA_GROUP_PROTOCOL.
+const (
+	// GroupProtocolClassic is the client-driven protocol (JoinGroup / SyncGroup, cooperative-sticky).
+	GroupProtocolClassic = "classic"
+	// GroupProtocolConsumer is KIP-848's protocol: the group coordinator assigns partitions.
+	GroupProtocolConsumer = "consumer"
+)
+
+// CloudEvents modes accepted by SIDECAR_CLOUDEVENTS.
+const (
+	CloudEventsAuto = "auto"
+	CloudEventsWrap = "wrap"
+	CloudEventsOff  = "off"
+)
+
 // Config is the whole sidecar configuration, read from SIDECAR_* environment variables.
 //
 // Each field's `env` tag names its variable, `envDefault` its default and `help` the line that
@@ -53,6 +68,7 @@ type Config struct {
 	KafkaInstanceID     string        `env:"SIDECAR_KAFKA_INSTANCE_ID" help:"static group membership id (the pod name); a restart shorter than the session timeout keeps the partitions"`
 	KafkaSessionTimeout time.Duration `env:"SIDECAR_KAFKA_SESSION_TIMEOUT" envDefault:"45s" help:"group session timeout"`
 	KafkaStartOffset    string        `env:"SIDECAR_KAFKA_START_OFFSET" envDefault:"earliest" help:"earliest or latest, for partitions with no committed offset"`
+	KafkaGroupProtocol  string        `env:"SIDECAR_KAFKA_GROUP_PROTOCOL" envDefault:"classic" help:"classic, or consumer (KIP-848: the brokers assign partitions, with no stop-the-world rebalance; Kafka 4.0 or later)"`
 
 	KafkaSASLMechanism    string `env:"SIDECAR_KAFKA_SASL_MECHANISM" help:"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty disables SASL"`
 	KafkaSASLUsername     string `env:"SIDECAR_KAFKA_SASL_USERNAME" help:"SASL user name"`
@@ -98,7 +114,10 @@ type Config struct {
 	// SchemaRegistryPassword is read from SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE.
 	SchemaRegistryPassword Secret
 
-	IDHeader string `env:"SIDECAR_ID_HEADER" help:"record header holding the message ID; without it the ID is topic/partition/offset of the record as first consumed"`
+	IDHeader string `env:"SIDECAR_ID_HEADER" help:"record header holding the message ID; without it (or when a record lacks it) a CloudEvent's ID is its source and id together, and any other record's ID is topic/partition/offset of the record as first consumed"`
+
+	CloudEvents     string `env:"SIDECAR_CLOUDEVENTS" envDefault:"auto" help:"auto (a record in CloudEvents Kafka binary mode reaches the app in HTTP binary mode; structured mode passes through), wrap (every record is presented as a binary-mode CloudEvent) or off"`
+	CloudEventsType string `env:"SIDECAR_CLOUDEVENTS_TYPE" envDefault:"io.kafka-sidecar.record" help:"wrap mode: the type attribute of the CloudEvents the records are presented as"`
 
 	Dedup              string          `env:"SIDECAR_DEDUP" envDefault:"redis" help:"redis, memory (single replica only) or off"`
 	RedisURL           Secret          `env:"SIDECAR_REDIS_URL" help:"redis:// or rediss:// URL (required when SIDECAR_DEDUP=redis); redis-sentinel://host:port,host:port/master or redis-cluster://host:port,host:port for HA"`
@@ -305,6 +324,7 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 		p["SIDECAR_KAFKA_SESSION_TIMEOUT"] = fmt.Sprintf("%s is outside 6s..30m", c.KafkaSessionTimeout)
 	}
 	oneOf(p, "SIDECAR_KAFKA_START_OFFSET", c.KafkaStartOffset, "earliest", "latest")
+	oneOf(p, "SIDECAR_KAFKA_GROUP_PROTOCOL", c.KafkaGroupProtocol, GroupProtocolClassic, GroupProtocolConsumer)
 	oneOf(p, "SIDECAR_KAFKA_SASL_MECHANISM", c.KafkaSASLMechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 	if c.KafkaSASLMechanism != "" {
 		if c.KafkaSASLUsername == "" {
@@ -364,6 +384,11 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 	atLeast(p, "SIDECAR_BATCH_MAX_RECORDS", int64(c.BatchMaxRecords), 1)
 	if c.BatchMaxWait < 0 {
 		p["SIDECAR_BATCH_MAX_WAIT"] = "must not be negative"
+	}
+
+	oneOf(p, "SIDECAR_CLOUDEVENTS", c.CloudEvents, CloudEventsAuto, CloudEventsWrap, CloudEventsOff)
+	if strings.TrimSpace(c.CloudEventsType) == "" || !validHeaderText(c.CloudEventsType) {
+		p["SIDECAR_CLOUDEVENTS_TYPE"] = "must be a non-blank string of printable characters"
 	}
 
 	oneOf(p, "SIDECAR_DEDUP", c.Dedup, DedupRedis, DedupMemory, DedupOff)
@@ -556,4 +581,14 @@ func checkListenAddr(addr string) string {
 		return fmt.Sprintf("%q is not host:port (e.g. :9464 or 127.0.0.1:9464)", addr)
 	}
 	return ""
+}
+
+// validHeaderText reports whether s holds no control characters, so it can travel in a header as it is.
+func validHeaderText(s string) bool {
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kafka-sidecar/kafka-sidecar/cloudevents"
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
 	"github.com/kafka-sidecar/kafka-sidecar/consumer"
@@ -192,6 +193,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		Fatal:           func(err error) { cons.Fail(fmt.Errorf("%w: %w", ErrAuth, err)) },
 		Logger:          rateLimited(log.Named("pipeline")),
 		Metrics:         s.metrics,
+		MessageID:       messageID(cfg),
 	})
 
 	ordering, _ := consumer.ParseOrdering(cfg.Ordering)
@@ -256,7 +258,19 @@ func (s *Sidecar) middleware() ([]handler.Middleware, error) {
 		s.decoder = decode.New(decode.NewRegistry(s.registry, decode.RegistryOptions{}), decode.Options{Keys: s.cfg.DecodeKeys})
 		mws = append(mws, s.decoder.Middleware)
 	}
+	// Events are presented after decoding, so a decoded value's content type is the event's.
+	ceMode, _ := cloudevents.ParseMode(s.cfg.CloudEvents) // validated with the configuration
+	mws = append(mws, cloudevents.Middleware(cloudevents.Options{Mode: ceMode, Type: s.cfg.CloudEventsType}))
 	return mws, nil
+}
+
+// messageID returns how a record without the SIDECAR_ID_HEADER header gets a message ID of its own: a
+// CloudEvent's source and id, unless SIDECAR_CLOUDEVENTS is off.
+func messageID(cfg *config.Config) func(*kgo.Record) (string, bool) {
+	if cfg.CloudEvents == config.CloudEventsOff {
+		return nil
+	}
+	return func(r *kgo.Record) (string, bool) { return cloudevents.MessageID(r.Headers, r.Value) }
 }
 
 // checkKafka fails fast, within 30 s, when the brokers reject the credentials.

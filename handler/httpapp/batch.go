@@ -46,11 +46,16 @@ func (h *Deliverer) deliverBatch(ctx context.Context, ds []*handler.Delivery, re
 		handler.Fill(results, handler.Result{Outcome: handler.Permanent, Reason: "building the request: building the app url for the topic: " + safeString(err.Error()), Elapsed: time.Since(start)})
 		return
 	}
-	body, ids := encodeBatch(ds)
+	contentType := eventBatchContentType
+	body, ids, events := encodeEventBatch(ds)
+	if !events {
+		contentType = batchContentType
+		body, ids = encodeBatch(ds)
+	}
 	buf := getHead()
 	defer putHead(buf)
 	var out outgoing
-	*buf = h.appendBatchRequest(*buf, t, ds, body, &out)
+	*buf = h.appendBatchRequest(*buf, t, ds, contentType, body, &out)
 	deadline := start.Add(h.timeout)
 	a, err := h.pool.exchange(ctx, &out, deadline)
 	if err != nil {
@@ -67,11 +72,11 @@ func (h *Deliverer) deliverBatch(ctx context.Context, ds []*handler.Delivery, re
 	}
 }
 
-// appendBatchRequest encodes the POST of a batch with its body, appending to b, and points out at the
+// appendBatchRequest encodes the POST of a batch with its body and content type, appending to b, and points out at the
 // result; it returns b grown, for recycling.
-func (h *Deliverer) appendBatchRequest(b []byte, t *target, ds []*handler.Delivery, body []byte, out *outgoing) []byte {
+func (h *Deliverer) appendBatchRequest(b []byte, t *target, ds []*handler.Delivery, contentType string, body []byte, out *outgoing) []byte {
 	b = appendStart(b, t, len(body))
-	b = appendHeader(b, HeaderContentType, batchContentType)
+	b = appendHeader(b, HeaderContentType, contentType)
 	b = append(b, HeaderBatchSize+": "...)
 	b = strconv.AppendInt(b, int64(len(ds)), 10)
 	b = append(b, "\r\n"...)

@@ -104,4 +104,15 @@
 // status of the whole answer (so a 2xx with any body means every record is done). Retry-After on the answer
 // applies to every record whose status is 429 or 503. A timeout or broken connection gives every record the
 // same outcome, as for a single record.
+//
+// # Batches of CloudEvents
+//
+// When every record of a batch is a CloudEvent — presented in HTTP binary mode by middleware (a
+// ce-specversion extra header) or held in the JSON event format (content type application/cloudevents+json)
+// — the batch goes in the CloudEvents HTTP binding's batched mode instead: Content-Type
+// application/cloudevents-batch+json and a JSON array of events in the JSON event format. A binary-mode
+// record becomes an object of its ce-* attributes (percent-decoding undone), "datacontenttype" (the record's
+// content type, application/octet-stream when it has none) and "data" (the value, when it is JSON) or
+// "data_base64"; a structured record is its value as it is. The other headers stay the same, and the answer
+// is read as above, an entry's "id" naming the event id.
 package httpapp

@@ -401,3 +401,35 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEventBatch encodes arbitrary CloudEvents (presented in binary mode, or values claimed to be structured
+// JSON) as a batched-mode body. Invariants: the body is one valid JSON array with an element per record, and
+// each binary-mode element holds the record's id attribute as sent.
+func FuzzEventBatch(f *testing.F) {
+	f.Add("1", "/s%20x", "text/plain", []byte("hi"), false)
+	f.Add("%zz\xff", "\x00", "application/json", []byte(`{"a":[1,2]}`), false)
+	f.Add("", "", "application/cloudevents+json", []byte(`{"id":"7","source":"/s"}`), true)
+	f.Add("é", "a\"b", "", []byte{0xff, 0}, false)
+	f.Fuzz(func(t *testing.T, id, source, ct string, value []byte, structured bool) {
+		d := &handler.Delivery{ID: "x", Topic: "t", Value: value,
+			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(ct)}}}
+		if !structured {
+			d.Extra = []handler.Header{{Name: "ce-specversion", Value: "1.0"}, {Name: "ce-id", Value: id},
+				{Name: "Ce-Source", Value: source}, {Name: "ce-data", Value: "ignored"}}
+		}
+		body, ids, ok := encodeEventBatch([]*handler.Delivery{d, d})
+		if !ok {
+			if !structured {
+				t.Fatal("a binary-mode delivery was not taken as a CloudEvent")
+			}
+			return
+		}
+		var arr []map[string]any
+		if err := json.Unmarshal(body, &arr); err != nil || len(arr) != 2 || len(ids) != 2 {
+			t.Fatalf("body %q: %v, %d elements, %d ids; want a JSON array of 2", body, err, len(arr), len(ids))
+		}
+		if !structured && ids[0] != decodeAttribute(id) {
+			t.Fatalf("id %q taken as %q", id, ids[0])
+		}
+	})
+}
