@@ -496,3 +496,18 @@ func TestInjectionOnlyAddsLines(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkManifests: one Deployment with three containers, injected (what `inject` does per workload).
+func BenchmarkManifests(b *testing.B) {
+	in, err := os.ReadFile("testdata/in/deployment-multi-container.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := inject.Config{Defaults: inject.Defaults{Brokers: "kafka:9092"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := inject.Manifests(bytes.NewReader(in), io.Discard, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -369,3 +369,15 @@ func FuzzPatch(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPatch: the work behind one admission review of an annotated Pod (decode, inject, diff).
+func BenchmarkPatch(b *testing.B) {
+	pod := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"orders-7d9f-","namespace":"shop","labels":{"app":"orders"},"annotations":{"kafka-sidecar.io/inject":"true","kafka-sidecar.io/topics":"orders","kafka-sidecar.io/group":"orders","kafka-sidecar.io/app-port":"8080"}},"spec":{"containers":[{"name":"app","image":"orders:1","ports":[{"containerPort":8080}],"resources":{"requests":{"cpu":"100m"}}}]}}`)
+	cfg := inject.Config{Defaults: inject.Defaults{Brokers: "kafka:9092", Image: "ks:1"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, err := injector.Patch(pod, "shop", cfg); err != nil || p == nil {
+			b.Fatalf("patch %s, %v", p, err)
+		}
+	}
+}

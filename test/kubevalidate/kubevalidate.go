@@ -27,6 +27,9 @@ const install = "test/deps.sh (a Python virtualenv under ${XDG_CACHE_HOME:-$HOME
 func Path(tb testing.TB) string {
 	tb.Helper()
 	if p := os.Getenv("KUBERNETES_VALIDATE"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			tb.Fatalf("KUBERNETES_VALIDATE: %v", err)
+		}
 		return p
 	}
 	cache := os.Getenv("XDG_CACHE_HOME")
