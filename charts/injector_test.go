@@ -235,6 +235,15 @@ func TestInjectorWithCertManager(t *testing.T) {
 	if len(all[rbacv1.Role](objs, "Role"))+len(all[rbacv1.ClusterRole](objs, "ClusterRole")) != 0 {
 		t.Error("RBAC rendered although cert-manager handles the certificates")
 	}
+	// Left null, certManager follows the cluster: cert-manager's API present means a Certificate.
+	objs = renderInjector(t, "--api-versions", "cert-manager.io/v1")
+	if len(all[certificate](objs, "Certificate")) != 1 || len(all[rbacv1.Role](objs, "Role")) != 0 {
+		t.Errorf("with cert-manager's API present: %s, want a Certificate and no RBAC", describe(objs))
+	}
+	objs = renderInjector(t, "--api-versions", "cert-manager.io/v1", "--set", "certManager.enabled=false")
+	if len(all[certificate](objs, "Certificate")) != 0 {
+		t.Error("certManager.enabled=false still rendered a Certificate")
+	}
 	objs = renderInjector(t, "--values", filepath.Join(injectorChartDir, "ci", "issuer-values.yaml"))
 	if cert := only[certificate](t, objs, "Certificate"); cert.Spec.IssuerRef.Name != "internal-ca" || cert.Spec.IssuerRef.Kind != "ClusterIssuer" || len(all[issuer](objs, "Issuer")) != 0 {
 		t.Errorf("issuerRef %+v with an Issuer rendered: want the given ClusterIssuer only", cert.Spec.IssuerRef)

@@ -73,3 +73,15 @@ Secret of the serving certificate (cert-manager) and Secret of the injector's ow
 {{- define "kafka-sidecar-injector.caSecret" -}}
 {{- printf "%s-ca" (include "kafka-sidecar-injector.fullname" . | trunc 60 | trimSuffix "-") }}
 {{- end }}
+
+{{/*
+kafka-sidecar-injector.certManager: "true" when cert-manager issues the serving certificate: when
+certManager.enabled says so, or, left null, when the cluster serves the cert-manager.io/v1 API.
+*/}}
+{{- define "kafka-sidecar-injector.certManager" -}}
+{{- $enabled := .Values.certManager.enabled }}
+{{- if kindIs "invalid" $enabled }}
+{{- $enabled = .Capabilities.APIVersions.Has "cert-manager.io/v1" }}
+{{- end }}
+{{- if $enabled }}true{{ end }}
+{{- end }}
