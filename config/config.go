@@ -125,8 +125,10 @@ type Config struct {
 	RedisTLSCAFile     string          `env:"SIDECAR_REDIS_TLS_CA_FILE" help:"PEM CA bundle for rediss://"`
 	RedisTLSCertFile   string          `env:"SIDECAR_REDIS_TLS_CERT_FILE" help:"PEM client certificate for Redis mutual TLS"`
 	RedisTLSKeyFile    string          `env:"SIDECAR_REDIS_TLS_KEY_FILE" help:"PEM client key for Redis mutual TLS"`
-	DedupTTL           time.Duration   `env:"SIDECAR_DEDUP_TTL" envDefault:"168h" help:"how long a done mark lives (longer than retention plus the longest retry delay)"`
-	DedupKeyPrefix     string          `env:"SIDECAR_DEDUP_KEY_PREFIX" envDefault:"kafka-sidecar" help:"Redis key prefix; keys are <prefix>:<group>:<id>"`
+	DedupTTL           time.Duration   `env:"SIDECAR_DEDUP_TTL" envDefault:"168h" help:"how long a record's done mark by log position lives (redelivery of the same record: crash, rebalance, offsets lost or reset); at least the topics' retention plus the longest retry delay"`
+	DedupIDTTL         time.Duration   `env:"SIDECAR_DEDUP_ID_TTL" envDefault:"24h" help:"how long a done mark by message ID lives (the same message at another offset); only records with an ID of their own get one"`
+	DedupMemoryBytes   int64           `env:"SIDECAR_DEDUP_MEMORY_MAX_BYTES" envDefault:"268435456" help:"SIDECAR_DEDUP=memory: memory for marks and leases; when full, delivery pauses until marks expire"`
+	DedupKeyPrefix     string          `env:"SIDECAR_DEDUP_KEY_PREFIX" envDefault:"kafka-sidecar" help:"Redis key prefix; keys start with <prefix>:<group>:"`
 	DedupLeaseMargin   time.Duration   `env:"SIDECAR_DEDUP_LEASE_MARGIN" envDefault:"10s" help:"a delivery lease lives SIDECAR_APP_TIMEOUT plus this margin"`
 	RetryAttemptsPlace int             `env:"SIDECAR_RETRY_ATTEMPTS_IN_PLACE" envDefault:"3" help:"attempts on each tier (source topic and every retry topic) before the record moves on"`
 	RetryDelays        []time.Duration `env:"SIDECAR_RETRY_DELAYS" envDefault:"10s,1m,10m" empty:"ok" help:"one retry topic per delay; empty means no retry topics"`
@@ -404,6 +406,8 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 	fileReadable(p, "SIDECAR_REDIS_TLS_CERT_FILE", c.RedisTLSCertFile)
 	fileReadable(p, "SIDECAR_REDIS_TLS_KEY_FILE", c.RedisTLSKeyFile)
 	positive(p, "SIDECAR_DEDUP_TTL", c.DedupTTL)
+	positive(p, "SIDECAR_DEDUP_ID_TTL", c.DedupIDTTL)
+	atLeast(p, "SIDECAR_DEDUP_MEMORY_MAX_BYTES", c.DedupMemoryBytes, 1<<20)
 	positive(p, "SIDECAR_DEDUP_LEASE_MARGIN", c.DedupLeaseMargin)
 	if strings.TrimSpace(c.DedupKeyPrefix) == "" {
 		p["SIDECAR_DEDUP_KEY_PREFIX"] = "must not be blank"

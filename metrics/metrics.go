@@ -39,6 +39,9 @@ type Metrics struct {
 	produceErrors  *prometheus.CounterVec
 	dedupHits      prometheus.Counter
 	dedupErrors    prometheus.Counter
+	marksWritten   *prometheus.CounterVec
+	marksPosition  prometheus.Counter
+	marksID        prometheus.Counter
 	commits        prometheus.Counter
 	commitFailures prometheus.Counter
 	paused         *prometheus.GaugeVec
@@ -107,6 +110,10 @@ func New(stats func() []consumer.PartitionStats, inFlight func() int, isRetryTop
 			Name: "kafka_sidecar_dedup_errors_total",
 			Help: "Dedup store calls that failed (delivery pauses while the store is unavailable).",
 		}),
+		marksWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kafka_sidecar_dedup_marks_written_total",
+			Help: "Done marks written to the dedup store, by kind: position (every completed or parked record, one bit each) or id (completed records with a message ID of their own, one key each).",
+		}, []string{"kind"}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kafka_sidecar_commits_total",
 			Help: "Offset commits the broker accepted.",
@@ -135,8 +142,11 @@ func New(stats func() []consumer.PartitionStats, inFlight func() int, isRetryTop
 	for _, r := range []string{PauseAppUnavailable, PauseAppUnhealthy, PauseDedupUnavailable} {
 		m.paused.WithLabelValues(r).Set(0)
 	}
+	m.marksPosition = m.marksWritten.WithLabelValues("position")
+	m.marksID = m.marksWritten.WithLabelValues("id")
 	reg.MustRegister(m.records, m.deliveries, m.duration, m.retriesPerTier, m.dlqProduced, m.produceErrors,
-		m.dedupHits, m.dedupErrors, m.commits, m.commitFailures, m.paused, m.appUp, m.doctor, m.buildInfo,
+		m.dedupHits, m.dedupErrors, m.marksWritten, m.commits, m.commitFailures, m.paused, m.appUp, m.doctor,
+		m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if inFlight != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -220,6 +230,19 @@ func (m *Metrics) DedupHit() {
 		return
 	}
 	m.dedupHits.Inc()
+}
+
+// MarksWritten counts the done marks a dedup store call wrote (it implements dedup.MarkObserver).
+func (m *Metrics) MarksWritten(positions, ids int) {
+	if m == nil {
+		return
+	}
+	if positions > 0 {
+		m.marksPosition.Add(float64(positions))
+	}
+	if ids > 0 {
+		m.marksID.Add(float64(ids))
+	}
 }
 
 // DedupError counts a failed dedup store call.
