@@ -19,6 +19,8 @@ import (
 type Job struct {
 	Ctx context.Context
 	Rec *kgo.Record
+	// TopicID is the identity of the record's topic from the fetch response; zero when the broker sent none.
+	TopicID [16]byte
 }
 
 // Report tells the consumer how jobs of a batch ended; idx are indexes into the batch's jobs. nil means the
@@ -80,6 +82,10 @@ type Options struct {
 	Logger *zap.Logger
 	// OnCommit, when set, is told of every commit attempt: the partitions committed and the error, if any.
 	OnCommit func(committed int, err error)
+	// Released, when set, is called with partitions this member gives up (revoked, lost, or all of them at
+	// shutdown) once none of their records is in flight any more, so the dedup store can drop the leases it
+	// holds on them and the next owner goes on at once.
+	Released func(ctx context.Context, partitions map[string][]int32)
 }
 
 // Consumer is a group member that hands every fetched record to a BatchProcessor under the ordering mode and
@@ -265,6 +271,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.log.Error("final commit failed; the next owner re-reads from the last commit", zap.Error(err))
 	}
 	cancel()
+	c.released(c.sched.owned())
 	c.workCancel()
 	c.cl.CloseAllowingRebalance()
 	c.joined.Store(false)
@@ -292,9 +299,11 @@ func (c *Consumer) poll(ctx context.Context) error {
 			}
 			c.log.Warn("fetch error; retrying", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
 		})
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) > 0 || p.HighWatermark >= 0 {
-				c.sched.add(p.Topic, p.Partition, p.Records, p.HighWatermark)
+		fetches.EachTopic(func(t kgo.FetchTopic) {
+			for _, p := range t.Partitions {
+				if len(p.Records) > 0 || p.HighWatermark >= 0 {
+					c.sched.add(t.Topic, t.TopicID, p.Partition, p.Records, p.HighWatermark)
+				}
 			}
 		})
 		c.cl.AllowRebalance()
@@ -325,7 +334,7 @@ func (c *Consumer) work() {
 		}
 		jobs := make([]Job, len(items))
 		for i, it := range items {
-			jobs[i] = Job{Ctx: it.lane.ctx, Rec: it.rec}
+			jobs[i] = Job{Ctx: it.lane.ctx, Rec: it.rec, TopicID: it.topicID}
 		}
 		c.pending.Add(len(items))
 		c.proc.ProcessBatch(jobs, c.reporter(items))
@@ -486,6 +495,7 @@ func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[strin
 	if err := c.commit(cctx, lanes); err != nil {
 		c.log.Warn("commit on revoke failed; the next owner re-reads from the last commit", zap.Error(err))
 	}
+	c.released(revoked)
 	c.sched.remove(lanes)
 	c.log.Info("partitions revoked", zap.Any("partitions", revoked), zap.Int("count", countPartitions(revoked)))
 }
@@ -497,10 +507,21 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 		l.cancel()
 	}
 	c.waitDrained(lanes, 5*time.Second)
+	c.released(lost)
 	c.sched.remove(lanes)
 	// The member is out of the group until it joins again (and says so then).
 	c.joined.Store(false)
 	c.log.Warn("partitions lost", zap.Any("partitions", lost), zap.Int("count", countPartitions(lost)))
+}
+
+// released tells Options.Released, if set, that this member gave up partitions, within a bounded time.
+func (c *Consumer) released(partitions map[string][]int32) {
+	if c.opts.Released == nil || len(partitions) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.opts.Released(ctx, partitions)
 }
 
 // waitDrained waits until lanes have nothing in flight, cancelling them all once timeout passes; cancelled

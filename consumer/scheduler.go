@@ -45,8 +45,10 @@ type item struct {
 	// rec points at record, a copy detached from the fetch (see detach).
 	rec    *kgo.Record
 	record kgo.Record
-	lane   *lane
-	entry  *trackedOffset
+	// topicID is the identity of the record's topic from its fetch (zero when unknown).
+	topicID [16]byte
+	lane    *lane
+	entry   *trackedOffset
 	// orderKey groups records that must not be in flight together; empty with hasKey false means "alone".
 	orderKey string
 	hasKey   bool
@@ -147,9 +149,20 @@ func (s *scheduler) assign(parent context.Context, assigned map[string][]int32) 
 	}
 }
 
+// owned returns the partitions this member holds lanes for.
+func (s *scheduler) owned() map[string][]int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]int32)
+	for tp := range s.lanes {
+		out[tp.topic] = append(out[tp.topic], tp.partition)
+	}
+	return out
+}
+
 // add queues fetched records of one partition. Records of a partition this member does not own (any more) are
 // dropped: the owner delivers them.
-func (s *scheduler) add(topic string, partition int32, recs []*kgo.Record, highWatermark int64) {
+func (s *scheduler) add(topic string, topicID [16]byte, partition int32, recs []*kgo.Record, highWatermark int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l, ok := s.lanes[topicPartition{topic, partition}]
@@ -162,7 +175,7 @@ func (s *scheduler) add(topic string, partition int32, recs []*kgo.Record, highW
 	now := s.now()
 	woke := 0
 	for _, r := range recs {
-		it := &item{lane: l, size: recordSize(r), heapIdx: -1}
+		it := &item{lane: l, topicID: topicID, size: recordSize(r), heapIdx: -1}
 		detach(&it.record, r)
 		it.rec = &it.record
 		r = it.rec

@@ -98,7 +98,7 @@ func addRandomlyKeyed(s *scheduler, rng *rand.Rand) int {
 				keys[i] = fmt.Sprintf("k%d", rng.IntN(12))
 			}
 		}
-		s.add("t", p, records("t", p, 0, keys), -1)
+		s.add("t", [16]byte{}, p, records("t", p, 0, keys), -1)
 		total += len(keys)
 	}
 	return total
@@ -135,7 +135,7 @@ func TestPartitionOrderingIsOneAtATime(t *testing.T) {
 	s := newScheduler(ByPartition, 1<<20, 1<<30, nil)
 	s.assign(context.Background(), map[string][]int32{"t": {0, 1}})
 	for p := range int32(2) {
-		s.add("t", p, records("t", p, 0, make([]string, 100)), -1)
+		s.add("t", [16]byte{}, p, records("t", p, 0, make([]string, 100)), -1)
 	}
 	starts, violations := runScheduler(t, s, 200, 6, 1)
 	if len(violations) > 0 {
@@ -153,7 +153,7 @@ func TestPartitionOrderingIsOneAtATime(t *testing.T) {
 func TestUnorderedRunsEverythingAtOnce(t *testing.T) {
 	s := newScheduler(Unordered, 1<<20, 1<<30, nil)
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
-	s.add("t", 0, records("t", 0, 0, []string{"a", "a", "a"}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 0, []string{"a", "a", "a"}), -1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for i := range 3 {
@@ -167,7 +167,7 @@ func TestNotBeforeHoldsRecordAndPausesPartition(t *testing.T) {
 	due := time.Now().Add(150 * time.Millisecond)
 	s := newScheduler(ByKey, 1<<20, 1<<30, func(*kgo.Record) time.Time { return due })
 	s.assign(context.Background(), map[string][]int32{"retry": {0}})
-	s.add("retry", 0, records("retry", 0, 0, []string{"a"}), -1)
+	s.add("retry", [16]byte{}, 0, records("retry", 0, 0, []string{"a"}), -1)
 	if paused := s.pausedPartitions(); !paused[topicPartition{"retry", 0}] {
 		t.Fatal("a partition whose record waits for its time must be paused")
 	}
@@ -189,7 +189,7 @@ func TestNotBeforeHoldsRecordAndPausesPartition(t *testing.T) {
 func TestBufferCapBlocksPolling(t *testing.T) {
 	s := newScheduler(Unordered, 2, 1<<30, nil)
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
-	s.add("t", 0, records("t", 0, 0, []string{"a", "b"}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 0, []string{"a", "b"}), -1)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, ok := s.waitForSpace(ctx); ok {
@@ -206,7 +206,7 @@ func TestBufferCapBlocksPolling(t *testing.T) {
 func TestRevokeDropsWaitingRecords(t *testing.T) {
 	s := newScheduler(ByPartition, 100, 1<<30, nil)
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
-	s.add("t", 0, records("t", 0, 0, []string{"", "", ""}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 0, []string{"", "", ""}), -1)
 	it, _ := next(s, context.Background())
 	lanes := s.revoke(map[string][]int32{"t": {0}})
 	if len(lanes) != 1 {
@@ -224,7 +224,7 @@ func TestRevokeDropsWaitingRecords(t *testing.T) {
 		t.Fatalf("commit position %d after revoke, want 1 (only offset 0 done)", got)
 	}
 	// Records of a revoked partition that arrive late are not taken.
-	s.add("t", 0, records("t", 0, 3, []string{""}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 3, []string{""}), -1)
 	if s.buffered != 0 {
 		t.Fatal("records of a revoked partition were buffered")
 	}
@@ -364,7 +364,7 @@ func TestNextBatchLingersForAFullBatch(t *testing.T) {
 	s := newScheduler(Unordered, 1<<20, 1<<30, nil)
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
 
-	s.add("t", 0, records("t", 0, 0, []string{"a", "b", "c"}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 0, []string{"a", "b", "c"}), -1)
 	full, ok := s.nextBatch(context.Background(), 3, time.Hour)
 	if !ok || len(full) != 3 {
 		t.Fatalf("a full batch: %d records, ok %v; want 3 at once although the linger is an hour", len(full), ok)
@@ -372,7 +372,7 @@ func TestNextBatchLingersForAFullBatch(t *testing.T) {
 	s.finishMany(full, true)
 
 	const linger = 300 * time.Millisecond
-	s.add("t", 0, records("t", 0, 3, []string{"d"}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 3, []string{"d"}), -1)
 	start := time.Now()
 	got := make(chan []*item, 1)
 	go func() {
@@ -381,7 +381,7 @@ func TestNextBatchLingersForAFullBatch(t *testing.T) {
 	}()
 	// A record arriving while the batch waits joins it. The worker counts as idle while it waits.
 	waitIdle(t, s, 1)
-	s.add("t", 0, records("t", 0, 4, []string{"e"}), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 4, []string{"e"}), -1)
 	select {
 	case b := <-got:
 		if elapsed := time.Since(start); elapsed < linger {
@@ -400,7 +400,7 @@ func TestNextBatchHonoursInFlightCap(t *testing.T) {
 	s := newScheduler(Unordered, 1<<20, 1<<30, nil)
 	s.maxInFlight = 5
 	s.assign(context.Background(), map[string][]int32{"t": {0}})
-	s.add("t", 0, records("t", 0, 0, make([]string, 12)), -1)
+	s.add("t", [16]byte{}, 0, records("t", 0, 0, make([]string, 12)), -1)
 	first, _ := s.nextBatch(context.Background(), 4, 0)
 	second, _ := s.nextBatch(context.Background(), 4, 0)
 	if len(first) != 4 || len(second) != 1 {

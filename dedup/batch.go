@@ -10,15 +10,16 @@ import (
 // margin (10s), so a lease outlives the delivery it guards.
 const DefaultLease = 40 * time.Second
 
-// DefaultTTL is the done-mark lifetime used when options leave it zero; it matches SIDECAR_DEDUP_TTL's default.
+// DefaultTTL is the position-mark lifetime used when options leave it zero; it matches SIDECAR_DEDUP_TTL's
+// default.
 const DefaultTTL = 168 * time.Hour
 
-// Values stored per ID. They are kept to one byte plus the owner so a done key costs as little memory as Redis
-// allows.
-const (
-	doneValue   = "D"
-	leasePrefix = "L"
-)
+// DefaultIDTTL is the ID-mark lifetime used when options leave it zero; it matches SIDECAR_DEDUP_ID_TTL's
+// default.
+const DefaultIDTTL = 24 * time.Hour
+
+// leasePrefix starts the value of a lease, before the owner's name.
+const leasePrefix = "L"
 
 // orDefault returns d, or def when d is not positive.
 func orDefault(d, def time.Duration) time.Duration {
@@ -39,21 +40,41 @@ func ownerOrRandom(owner string) string {
 	return "random-" + hex.EncodeToString(b[:])
 }
 
-// repeats finds IDs that occur more than once in a batch. It returns the indexes of first occurrences, which
-// are the ones a store looks up, and for each later occurrence the pair {index, index of its first occurrence}
-// (nil when there are none, the common case).
+// position is a record's place in a log, the identity of a position mark.
+type position struct {
+	topicID   [16]byte
+	topic     string // only when topicID is zero
+	partition int32
+	epoch     int32
+	offset    int64
+}
+
+// positionOf returns m's position. The topic name counts only when the topic ID is unknown.
+func positionOf(m *Mark) position {
+	p := position{topicID: m.TopicID, partition: m.Partition, epoch: m.Epoch, offset: m.Offset}
+	if m.TopicID == ([16]byte{}) {
+		p.topic = m.Topic
+	}
+	return p
+}
+
+// repeats finds claims that repeat an earlier one in the same batch: the same position, or the same message
+// ID between records with IDs of their own. It returns the indexes of first occurrences, which are the ones a
+// store looks up, and for each later occurrence the pair {index, index of its first occurrence} (nil when there
+// are none, the common case).
 //
-// Within one batch a repeat gets what a second sidecar asking right after the first occurrence would get: Busy
-// when the first claimed the ID (the message must not be delivered twice at once; the repeat is offered again
-// and then finds the done mark), and otherwise the first occurrence's status (Done or Busy).
-func repeats(ids []string) (firsts []int, later [][2]int) {
-	firsts = make([]int, 0, len(ids))
-	if len(ids) <= 16 {
+// A repeat gets what a second sidecar asking right after the first occurrence would get: Busy when the first
+// was claimed (the message must not be delivered twice at once), and otherwise the first's status (Done or
+// Busy) when it is the same record. A record with the same ID at another position is looked up as well (see
+// sameIDs): a done position says nothing about another position.
+func repeats(marks []Mark) (firsts []int, later [][2]int) {
+	firsts = make([]int, 0, len(marks))
+	if len(marks) <= 16 {
 		// Quadratic but allocation-free for the small batches a lightly loaded sidecar makes.
 	next:
-		for i, id := range ids {
+		for i := range marks {
 			for _, j := range firsts {
-				if ids[j] == id {
+				if samePosition(&marks[i], &marks[j]) {
 					later = append(later, [2]int{i, j})
 					continue next
 				}
@@ -62,25 +83,56 @@ func repeats(ids []string) (firsts []int, later [][2]int) {
 		}
 		return firsts, later
 	}
-	seen := make(map[string]int, len(ids))
-	for i, id := range ids {
-		if j, ok := seen[id]; ok {
+	seen := make(map[position]int, len(marks))
+	for i := range marks {
+		p := positionOf(&marks[i])
+		if j, ok := seen[p]; ok {
 			later = append(later, [2]int{i, j})
 			continue
 		}
-		seen[id] = i
+		seen[p] = i
 		firsts = append(firsts, i)
 	}
 	return firsts, later
 }
 
-// fillRepeats sets each repeat's status from its first occurrence's, as documented on repeats.
-func fillRepeats(statuses []Status, later [][2]int) {
+func samePosition(a, b *Mark) bool {
+	return a.Offset == b.Offset && a.Partition == b.Partition && a.Epoch == b.Epoch && a.TopicID == b.TopicID &&
+		(a.TopicID != [16]byte{} || a.Topic == b.Topic)
+}
+
+// fillRepeats sets each repeat's status from its first occurrence's, as documented on repeats, and then keeps
+// one message from being claimed twice in a batch through records at different positions (see sameIDs).
+func fillRepeats(marks []Mark, statuses []Status, later [][2]int) {
 	for _, p := range later {
 		st := statuses[p[1]]
 		if st == Claimed {
 			st = Busy
 		}
 		statuses[p[0]] = st
+	}
+	sameIDs(marks, statuses)
+}
+
+// sameIDs turns Claimed into Busy for a record with an ID of its own whose ID an earlier record of the batch
+// claimed: the store answered Claimed because the lease is this owner's, but the message is being delivered
+// already.
+func sameIDs(marks []Mark, statuses []Status) {
+	if len(marks) < 2 {
+		return
+	}
+	var claimed map[string]struct{}
+	for i := range marks {
+		if !marks[i].OwnID || statuses[i] != Claimed {
+			continue
+		}
+		if _, ok := claimed[marks[i].ID]; ok {
+			statuses[i] = Busy
+			continue
+		}
+		if claimed == nil {
+			claimed = make(map[string]struct{})
+		}
+		claimed[marks[i].ID] = struct{}{}
 	}
 }

@@ -27,18 +27,31 @@ type countingStore struct {
 
 func (c *countingStore) Apply(ctx context.Context, ops dedup.Ops) ([]dedup.Status, error) {
 	c.calls.Add(1)
-	c.ids.Add(int64(len(ops.Complete) + len(ops.Release) + len(ops.Claim)))
+	c.ids.Add(int64(len(ops.Complete) + len(ops.Park) + len(ops.Release) + len(ops.Claim)))
 	return c.Store.Apply(ctx, ops)
 }
 
+// benchRecord is the n-th record of a benchmark: 16 partitions, consecutive offsets in each; with ownID, a
+// message ID of its own (24 bytes, like a UUID without dashes).
+func benchRecord(prefix string, n int64, ownID bool) dedup.Mark {
+	m := dedup.Mark{TopicID: [16]byte{1, 2, 3}, Topic: "orders", Partition: int32(n % 16), Epoch: 3,
+		Offset: n / 16}
+	if ownID {
+		m.ID, m.OwnID = fmt.Sprintf("%s%012d", prefix, n), true
+	} else {
+		m.ID = fmt.Sprintf("orders/%d/%d", m.Partition, m.Offset)
+	}
+	return m
+}
+
 // runPairs runs b.N claim+complete pairs through c from the given number of goroutines, each pair on a fresh
-// ID as records would be, and reports pairs per second.
+// record as a consumer would, and reports pairs per second.
 func runPairs(b *testing.B, s dedup.Store, goroutines int, serverPID int) {
 	counted := &countingStore{Store: s}
 	c := dedup.NewCoalescer(counted, benchMaxBatch)
 	defer c.Close()
 	ctx := context.Background()
-	prefix := "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	prefix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Value
@@ -55,13 +68,13 @@ func runPairs(b *testing.B, s dedup.Store, goroutines int, serverPID int) {
 				if n > int64(b.N) {
 					return
 				}
-				id := prefix + strconv.FormatInt(n, 10)
-				st, err := c.Claim(ctx, id)
+				m := benchRecord(prefix, n, false)
+				st, err := c.Claim(ctx, m)
 				if err == nil && st != dedup.Claimed {
-					err = fmt.Errorf("Claim(%s) = %v, want claimed", id, st)
+					err = fmt.Errorf("Claim(%s) = %v, want claimed", m.PositionString(), st)
 				}
 				if err == nil {
-					err = c.Complete(ctx, id)
+					err = c.Complete(ctx, m)
 				}
 				if err != nil {
 					failed.CompareAndSwap(nil, err)
@@ -79,7 +92,7 @@ func runPairs(b *testing.B, s dedup.Store, goroutines int, serverPID int) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
 	if calls := counted.calls.Load(); calls > 0 {
-		b.ReportMetric(float64(counted.ids.Load())/float64(calls), "ids/call")
+		b.ReportMetric(float64(counted.ids.Load())/float64(calls), "records/call")
 	}
 }
 
@@ -111,35 +124,81 @@ func BenchmarkCoalescerMemory(b *testing.B) {
 	}
 }
 
-// BenchmarkRedisClaimBatch measures one Store.Claim of a full batch on a real redis-server: the floor the
-// Coalescer builds on.
-func BenchmarkRedisClaimBatch(b *testing.B) {
+// BenchmarkRedisBatch measures a batch-mode round on a real redis-server: one Apply claiming a batch of fresh
+// records and one marking them done, as ProcessBatch does, with and without IDs of their own. Besides the
+// redis-server process's CPU from /proc it reports used_cpu_sys+used_cpu_user from INFO, the server's own
+// account, per record.
+func BenchmarkRedisBatch(b *testing.B) {
 	srv := redistest.Start(b, redistest.Options{})
-	store := dedup.NewRedis(srv.Client(b), dedup.RedisOptions{KeyPrefix: "kafka-sidecar:bench:", Owner: "bench-0"})
-	ctx := context.Background()
-	ids := make([]string, benchMaxBatch)
-	b.ReportAllocs()
-	cpu := startCPU(srv.PID())
-	for i := 0; b.Loop(); i++ {
-		for j := range ids {
-			ids[j] = strconv.Itoa(i*benchMaxBatch + j)
-		}
-		if _, err := store.Claim(ctx, ids); err != nil {
-			b.Fatal(err)
-		}
+	for _, ownID := range []bool{false, true} {
+		b.Run(fmt.Sprintf("own-id=%v", ownID), func(b *testing.B) {
+			admin := srv.Client(b)
+			if err := admin.FlushAll(context.Background()).Err(); err != nil {
+				b.Fatal(err)
+			}
+			store := dedup.NewRedis(redis.NewClient(srv.ClientOptions()), dedup.RedisOptions{
+				KeyPrefix: "kafka-sidecar:bench:", Owner: "bench-0"})
+			defer store.Close()
+			ctx := context.Background()
+			if _, err := store.LegacyUntil(ctx); err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]dedup.Mark, benchMaxBatch)
+			b.ReportAllocs()
+			cpu := startCPU(srv.PID())
+			info := redisCPU(b, admin)
+			n := 0
+			for b.Loop() {
+				for j := range batch {
+					batch[j] = benchRecord("bench-", int64(n), ownID)
+					n++
+				}
+				if _, err := store.Apply(ctx, dedup.Ops{Claim: batch}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := store.Apply(ctx, dedup.Ops{Complete: batch}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			records := b.N * benchMaxBatch
+			cpu.report(b, records, "record")
+			b.ReportMetric(float64((redisCPU(b, admin)-info).Nanoseconds())/1e3/float64(records), "redis-info-cpu-µs/record")
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
-	cpu.report(b, b.N*benchMaxBatch, "id")
-	b.ReportMetric(float64(b.N*benchMaxBatch)/b.Elapsed().Seconds(), "ids/s")
 }
 
-// TestRedisMemoryPerDoneKey measures what a done mark costs a real redis-server: used_memory before and after
-// 100k Complete calls with realistic IDs. A done mark is the bulk of what the store holds (it lives for the
-// TTL, a week by default), so its size decides how big the Redis must be.
-func TestRedisMemoryPerDoneKey(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 100k keys")
+// redisCPU returns used_cpu_sys plus used_cpu_user from INFO cpu.
+func redisCPU(tb testing.TB, c *redis.Client) time.Duration {
+	tb.Helper()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatalf("INFO cpu: %v", err)
 	}
-	const keys = 100_000
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			tb.Fatalf("parsing %s %q: %v", k, v, err)
+		}
+		total += f
+	}
+	return time.Duration(total * float64(time.Second))
+}
+
+// TestRedisMemoryPerRecord measures what marks cost a real redis-server: used_memory growth divided by the
+// records marked done, for position marks (records without IDs of their own: 2M records over 8 partitions)
+// and for records with IDs of their own (100k, a position mark and an ID key each). Position marks are the bulk
+// of what the store holds (they live SIDECAR_DEDUP_TTL, a week by default), so they decide how big the Redis
+// must be; the README's sizing section quotes these figures.
+func TestRedisMemoryPerRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 2M marks")
+	}
 	srv := redistest.Start(t, redistest.Options{})
 	admin := srv.Client(t)
 	ctx := context.Background()
@@ -147,33 +206,50 @@ func TestRedisMemoryPerDoneKey(t *testing.T) {
 		KeyPrefix: "kafka-sidecar:orders-consumer:", Owner: "orders-consumer-7d9f8-abcde",
 	})
 	defer store.Close()
-
-	before := usedMemory(t, admin)
-	batch := make([]string, 0, 1000)
-	for i := range keys {
-		// The default ID: topic/partition/offset of the record.
-		batch = append(batch, fmt.Sprintf("orders/%d/%d", i%12, 1_000_000+i))
-		if len(batch) == cap(batch) {
-			if err := store.Complete(ctx, batch); err != nil {
-				t.Fatal(err)
+	if _, err := store.LegacyUntil(ctx); err != nil {
+		t.Fatal(err)
+	}
+	measure := func(records int, mark func(i int) dedup.Mark) float64 {
+		t.Helper()
+		before := usedMemory(t, admin)
+		batch := make([]dedup.Mark, 0, 512)
+		for i := range records {
+			batch = append(batch, mark(i))
+			if len(batch) == cap(batch) || i == records-1 {
+				if _, err := store.Apply(ctx, dedup.Ops{Complete: batch}); err != nil {
+					t.Fatal(err)
+				}
+				batch = batch[:0]
 			}
-			batch = batch[:0]
 		}
+		return float64(usedMemory(t, admin)-before) / float64(records)
 	}
-	after := usedMemory(t, admin)
-	if n, err := admin.DBSize(ctx).Result(); err != nil || n != keys {
-		t.Fatalf("DBSIZE = %d, %v; want %d", n, err, keys)
+	const positions = 2_000_000
+	perPosition := measure(positions, func(i int) dedup.Mark {
+		// The default ID: topic/partition/offset; offsets from a realistic place in the log.
+		m := benchRecord("", int64(i), false)
+		m.Partition, m.Offset = int32(i%8), 5_000_000+int64(i/8)
+		return m
+	})
+	t.Logf("redis used_memory per position mark: %.3f bytes (%d records, %d partitions)", perPosition, positions, 8)
+	if perPosition > 1 {
+		t.Fatalf("%.3f bytes per position mark, want at most 1", perPosition)
 	}
-	perKey := float64(after-before) / keys
-	keyLen := len(store.Key("orders/11/1099999"))
-	t.Logf("redis used_memory per done key: %.1f bytes (%d-byte keys, value %q)", perKey, keyLen, "D")
+	const ids = 100_000
+	perID := measure(ids, func(i int) dedup.Mark {
+		m := benchRecord("3f2b8c1e9a7d4e6f", int64(i), true) // 28-byte IDs
+		m.Topic, m.TopicID = "payments", [16]byte{9}
+		return m
+	})
+	keyLen := len(store.IDKey(benchRecord("3f2b8c1e9a7d4e6f", 0, true).ID))
+	t.Logf("redis used_memory per record with an ID of its own: %.1f bytes (%d-byte ID keys, value %q)",
+		perID, keyLen, "d")
 	// Redis spends about 135 bytes per key besides the key's own bytes (dict entries in the keyspace and the
 	// expires table, the value object, allocator rounding); much more means the value or its encoding grew.
-	if limit := float64(keyLen + 150); perKey > limit {
-		t.Fatalf("%.1f bytes per done key, want at most %.0f", perKey, limit)
+	if limit := float64(keyLen + 150); perID > limit {
+		t.Fatalf("%.1f bytes per ID mark, want at most %.0f", perID, limit)
 	}
 }
-
 func usedMemory(t *testing.T, c *redis.Client) int64 {
 	t.Helper()
 	info, err := c.Info(context.Background(), "memory").Result()

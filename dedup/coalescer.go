@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 )
 
-// directMin is the number of IDs from which a call for many (ClaimMany, CompleteMany) gets a Store call of
-// its own at once instead of waiting in the queue: it fills a worthwhile call by itself, and batches of a
+// directMin is the number of records from which a call for many (ClaimMany, CompleteMany) gets a Store call
+// of its own at once instead of waiting in the queue: it fills a worthwhile call by itself, and batches of a
 // batch-mode sidecar then reach the store in parallel.
 const directMin = 64
 
@@ -18,25 +18,26 @@ const directMin = 64
 // and an overloaded queue still drains several batches at a time.
 const maxFlushers = 4
 
-// Coalescer turns per-ID calls from many goroutines into Store.Apply calls: claims, completions and releases
-// wait in one queue and travel together, so a sidecar whose workers complete one record and claim the next
+// Coalescer turns per-record calls from many goroutines into Store.Apply calls: claims, completions, parks and
+// releases wait in one queue and travel together, so a sidecar whose workers complete one record and claim the next
 // pays one round trip for both. There is no linger: a call made while no Store call is in flight is sent at
 // once, so a lone call costs one round trip; calls that arrive while one is in flight collect and go out
-// together as soon as it returns. Each Store call carries at most maxBatch IDs; when a full batch is waiting
-// another call starts alongside, up to maxFlushers. Under load the round trips per ID thus fall as concurrency
-// rises.
+// together as soon as it returns. Each Store call carries at most maxBatch records; when a full batch is
+// waiting another call starts alongside, up to maxFlushers. Under load the round trips per record thus fall as
+// concurrency rises.
 //
-// All methods are safe for concurrent use. Calls for the same ID from two goroutines at once are not ordered
-// against each other; when two claims for one ID land in the same batch the first claims it and the other sees
-// Busy (see Store). The Coalescer does not own the Store: Close leaves it open.
+// All methods are safe for concurrent use. Calls for the same record from two goroutines at once are not
+// ordered against each other; when two claims for one record land in the same batch the first claims it and
+// the other sees Busy (see Ops). The Coalescer does not own the Store: Close leaves it open.
 type Coalescer struct {
 	store    Store
 	maxBatch int
+	observer MarkObserver
 	wg       sync.WaitGroup // running flushers
 
 	mu    sync.Mutex
 	queue []*request
-	// queued counts the IDs of the queued requests.
+	// queued counts the records of the queued requests.
 	queued   int
 	flushers int // running flushers
 	starting int // flushers started that have not yet taken their first batch
@@ -47,45 +48,74 @@ type Coalescer struct {
 	closed bool
 }
 
-// NewCoalescer returns a Coalescer in front of s sending at most maxBatch IDs per Store call; maxBatch below 1
-// means 1 (no batching: one ID per call, up to maxFlushers calls in flight).
-func NewCoalescer(s Store, maxBatch int) *Coalescer {
+// MarkObserver is told how many marks each successful store call wrote: positions (every completed or parked
+// record) and IDs (completed records with IDs of their own). metrics.Metrics implements it.
+type MarkObserver interface {
+	MarksWritten(positions, ids int)
+}
+
+// CoalescerOption configures a Coalescer.
+type CoalescerOption func(*Coalescer)
+
+// ObserveMarks tells o how many marks each store call wrote.
+func ObserveMarks(o MarkObserver) CoalescerOption { return func(c *Coalescer) { c.observer = o } }
+
+// NewCoalescer returns a Coalescer in front of s sending at most maxBatch records per Store call; maxBatch
+// below 1 means 1 (no batching: one record per call, up to maxFlushers calls in flight).
+func NewCoalescer(s Store, maxBatch int, opts ...CoalescerOption) *Coalescer {
 	c := &Coalescer{store: s, maxBatch: max(maxBatch, 1)}
+	for _, o := range opts {
+		o(c)
+	}
 	c.wake = sync.NewCond(&c.mu)
 	return c
 }
 
-// Claim claims one ID (see Store.Claim). When ctx ends first it returns ctx.Err() at once; should the claim
-// still succeed in the background, the Coalescer releases the lease so the ID is not blocked until it expires.
-func (c *Coalescer) Claim(ctx context.Context, id string) (Status, error) {
-	return c.submit(ctx, opClaim, id)
+// Claim claims one record (see Ops.Claim). When ctx ends first it returns ctx.Err() at once; should the claim
+// still succeed in the background, the Coalescer releases the lease so the record is not blocked until it
+// expires.
+func (c *Coalescer) Claim(ctx context.Context, m Mark) (Status, error) {
+	return c.submit(ctx, opClaim, m)
 }
 
-// Complete writes the done mark for one ID (see Store.Complete). When ctx ends first it returns ctx.Err() at
+// Complete marks one delivered record done (see Ops.Complete). When ctx ends first it returns ctx.Err() at
 // once, and the mark may or may not have been written: call Complete again.
-func (c *Coalescer) Complete(ctx context.Context, id string) error {
-	_, err := c.submit(ctx, opComplete, id)
+func (c *Coalescer) Complete(ctx context.Context, m Mark) error {
+	_, err := c.submit(ctx, opComplete, m)
 	return err
 }
 
-// Release drops this owner's lease on one ID (see Store.Release). When ctx ends first it returns ctx.Err() at
-// once; the lease is then released or expires.
-func (c *Coalescer) Release(ctx context.Context, id string) error {
-	_, err := c.submit(ctx, opRelease, id)
+// Park marks one record whose copy a retry or dead-letter topic acknowledged (see Ops.Park). When ctx ends
+// first it returns ctx.Err() at once, and the mark may or may not have been written: call Park again.
+func (c *Coalescer) Park(ctx context.Context, m Mark) error {
+	_, err := c.submit(ctx, opPark, m)
 	return err
 }
 
-// CompleteManyThen writes the done marks of ids (see Store.Complete) as CompleteMany does — with the waiting
-// calls, or from directMin IDs on in a call of their own — and calls then once with the outcome, instead of
+// Release drops this owner's lease on one record that is not done (see Ops.Release). When ctx ends first it
+// returns ctx.Err() at once; the lease is then released or expires.
+func (c *Coalescer) Release(ctx context.Context, m Mark) error {
+	_, err := c.submit(ctx, opRelease, m)
+	return err
+}
+
+// ReleasePartitions gives up this owner's partition leases at once (see Store.ReleasePartitions); it does not
+// wait in the queue.
+func (c *Coalescer) ReleasePartitions(ctx context.Context, partitions map[string][]int32) error {
+	return c.store.ReleasePartitions(ctx, partitions)
+}
+
+// CompleteManyThen marks delivered records done (see Ops.Complete) as CompleteMany does — with the waiting
+// calls, or from directMin records on in a call of their own — and calls then once with the outcome, instead of
 // making the caller wait: then runs on the goroutine that made the Store call, so it must be quick and must
-// not block. ids must not change until then runs. After Close, then is called at once with ErrClosed.
-func (c *Coalescer) CompleteManyThen(ids []string, then func(error)) {
-	if len(ids) == 0 {
+// not block. marks must not change until then runs. After Close, then is called at once with ErrClosed.
+func (c *Coalescer) CompleteManyThen(marks []Mark, then func(error)) {
+	if len(marks) == 0 {
 		then(nil)
 		return
 	}
 	r := requestPool.Get().(*request)
-	r.ids, r.statuses, r.then = ids, nil, then
+	r.marks, r.statuses, r.then = marks, nil, then
 	if err := c.enqueue(r, opComplete); err != nil {
 		*r = request{done: r.done}
 		requestPool.Put(r)
@@ -93,27 +123,28 @@ func (c *Coalescer) CompleteManyThen(ids []string, then func(error)) {
 	}
 }
 
-// ClaimMany claims ids (see Store.Claim) in the next Store call, with whatever other calls are waiting, so that a
-// small batch of records costs no round trip of its own; from directMin IDs on, in a call of its own at once. It answers as Claim does for each ID, and like Claim it releases
-// in the background the leases taken for a caller whose ctx ended before the answer.
-func (c *Coalescer) ClaimMany(ctx context.Context, ids []string) ([]Status, error) {
-	statuses := make([]Status, len(ids))
-	if len(ids) == 0 {
+// ClaimMany claims records (see Ops.Claim) in the next Store call, with whatever other calls are waiting, so
+// that a small batch of records costs no round trip of its own; from directMin records on, in a call of its own
+// at once. It answers as Claim does for each record, and like Claim it releases in the background the leases
+// taken for a caller whose ctx ended before the answer.
+func (c *Coalescer) ClaimMany(ctx context.Context, marks []Mark) ([]Status, error) {
+	statuses := make([]Status, len(marks))
+	if len(marks) == 0 {
 		return statuses, ctx.Err()
 	}
-	if err := c.submitMany(ctx, opClaim, ids, statuses); err != nil {
+	if err := c.submitMany(ctx, opClaim, marks, statuses); err != nil {
 		return nil, err
 	}
 	return statuses, nil
 }
 
-// CompleteMany writes the done marks of ids (see Store.Complete) as ClaimMany claims them: with the waiting
-// calls, or from directMin IDs on in a call of its own.
-func (c *Coalescer) CompleteMany(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
+// CompleteMany marks delivered records done (see Ops.Complete) as ClaimMany claims them: with the waiting
+// calls, or from directMin records on in a call of its own.
+func (c *Coalescer) CompleteMany(ctx context.Context, marks []Mark) error {
+	if len(marks) == 0 {
 		return ctx.Err()
 	}
-	return c.submitMany(ctx, opComplete, ids, nil)
+	return c.submitMany(ctx, opComplete, marks, nil)
 }
 
 // Close stops accepting calls (later ones return ErrClosed) and waits until every call already accepted has
@@ -131,6 +162,7 @@ type opKind uint8
 const (
 	opClaim opKind = iota
 	opComplete
+	opPark
 	opRelease
 )
 
@@ -142,18 +174,18 @@ const (
 	reqAbandoned
 )
 
-// request is one caller's call, for one ID or many, and, once finished, its answer. Requests are pooled with
-// their channel: the flusher sends exactly once on done for a finished request, and an abandoned request is
-// never reused. A call for one ID keeps it (and its status) in the request itself, so that it allocates
-// nothing.
+// request is one caller's call, for one record or many, and, once finished, its answer. Requests are pooled
+// with their channel: the flusher sends exactly once on done for a finished request, and an abandoned request
+// is never reused. A call for one record keeps it (and its status) in the request itself, so that it
+// allocates nothing.
 type request struct {
 	op       opKind
-	ids      []string
-	statuses []Status // for claims, one per ID
+	marks    []Mark
+	statuses []Status // for claims, one per record
 	err      error
 	state    atomic.Uint32
 	done     chan struct{}
-	one      [1]string
+	one      [1]Mark
 	oneSt    [1]Status
 	// then, when set, is called with the outcome in place of a waiting caller (see CompleteManyThen).
 	then func(error)
@@ -161,14 +193,14 @@ type request struct {
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
 
-// submit makes a call for one ID and returns its status (for a claim).
-func (c *Coalescer) submit(ctx context.Context, op opKind, id string) (Status, error) {
+// submit makes a call for one record and returns its status (for a claim).
+func (c *Coalescer) submit(ctx context.Context, op opKind, m Mark) (Status, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	r := requestPool.Get().(*request)
-	r.one[0] = id
-	r.ids, r.statuses = r.one[:], r.oneSt[:]
+	r.one[0] = m
+	r.marks, r.statuses = r.one[:], r.oneSt[:]
 	err := c.wait(ctx, r, op)
 	if errors.Is(err, errAbandoned) {
 		return 0, ctx.Err()
@@ -179,13 +211,13 @@ func (c *Coalescer) submit(ctx context.Context, op opKind, id string) (Status, e
 	return status, err
 }
 
-// submitMany makes a call for many IDs, writing claim statuses into statuses.
-func (c *Coalescer) submitMany(ctx context.Context, op opKind, ids []string, statuses []Status) error {
+// submitMany makes a call for many records, writing claim statuses into statuses.
+func (c *Coalescer) submitMany(ctx context.Context, op opKind, marks []Mark, statuses []Status) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r := requestPool.Get().(*request)
-	r.ids, r.statuses = ids, statuses
+	r.marks, r.statuses = marks, statuses
 	err := c.wait(ctx, r, op)
 	if errors.Is(err, errAbandoned) {
 		return ctx.Err()
@@ -217,7 +249,7 @@ func (c *Coalescer) enqueue(r *request, op opKind) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if len(r.ids) >= directMin {
+	if len(r.marks) >= directMin {
 		// Worth a call of its own: sent at once, alongside the queue's, not behind it.
 		c.wg.Add(1)
 		c.mu.Unlock()
@@ -228,11 +260,11 @@ func (c *Coalescer) enqueue(r *request, op opKind) error {
 		return nil
 	}
 	c.queue = append(c.queue, r)
-	c.queued += len(r.ids)
+	c.queued += len(r.marks)
 	// Invariant: while the queue is not empty, at least one flusher runs and is not idle; flushers idle or exit
 	// only on an empty queue. A further flusher starts only once a full batch is waiting: until then the
 	// requests are better sent together when the running flusher comes back, which costs the store one round
-	// trip instead of several. IDs a started flusher will take as soon as it runs do not count towards that
+	// trip instead of several. records a started flusher will take as soon as it runs do not count towards that
 	// full batch.
 	start := false
 	switch {
@@ -269,8 +301,8 @@ func (c *Coalescer) await(ctx context.Context, r *request) error {
 }
 
 // flush sends batches until the queue is empty, then waits for the next call unless another flusher waits
-// already or the Coalescer is closed. A batch takes whole requests while they fit in maxBatch IDs (a request
-// for more IDs goes alone).
+// already or the Coalescer is closed. A batch takes whole requests while they fit in maxBatch records (a
+// request for more goes alone).
 func (c *Coalescer) flush() {
 	defer c.wg.Done()
 	var batch []*request
@@ -288,8 +320,8 @@ func (c *Coalescer) flush() {
 			c.wake.Wait()
 		}
 		n, ids := 0, 0
-		for n < len(c.queue) && (n == 0 || ids+len(c.queue[n].ids) <= c.maxBatch) {
-			ids += len(c.queue[n].ids)
+		for n < len(c.queue) && (n == 0 || ids+len(c.queue[n].marks) <= c.maxBatch) {
+			ids += len(c.queue[n].marks)
 			n++
 		}
 		batch = append(batch[:0], c.queue[:n]...)
@@ -317,11 +349,13 @@ func (c *Coalescer) send(batch []*request) {
 		live = append(live, r)
 		switch r.op {
 		case opClaim:
-			ops.Claim = append(ops.Claim, r.ids...)
+			ops.Claim = append(ops.Claim, r.marks...)
 		case opComplete:
-			ops.Complete = append(ops.Complete, r.ids...)
+			ops.Complete = append(ops.Complete, r.marks...)
+		case opPark:
+			ops.Park = append(ops.Park, r.marks...)
 		case opRelease:
-			ops.Release = append(ops.Release, r.ids...)
+			ops.Release = append(ops.Release, r.marks...)
 		}
 	}
 	if len(live) == 0 {
@@ -330,16 +364,25 @@ func (c *Coalescer) send(batch []*request) {
 
 	statuses, err := c.store.Apply(context.Background(), ops)
 	if err == nil && len(statuses) != len(ops.Claim) {
-		err = fmt.Errorf("claiming: store answered %d statuses for %d ids", len(statuses), len(ops.Claim))
+		err = fmt.Errorf("claiming: store answered %d statuses for %d records", len(statuses), len(ops.Claim))
+	}
+	if err == nil && c.observer != nil && len(ops.Complete)+len(ops.Park) > 0 {
+		ids := 0
+		for i := range ops.Complete {
+			if ops.Complete[i].OwnID {
+				ids++
+			}
+		}
+		c.observer.MarksWritten(len(ops.Complete)+len(ops.Park), ids)
 	}
 
-	var orphans []string
+	var orphans []Mark
 	next := 0 // the first claim status not handed out yet
 	for _, r := range live {
 		var claimed []Status
 		if r.op == opClaim && err == nil {
-			claimed = statuses[next : next+len(r.ids)]
-			next += len(r.ids)
+			claimed = statuses[next : next+len(r.marks)]
+			next += len(r.marks)
 			copy(r.statuses, claimed)
 		}
 		if then := r.then; then != nil {
@@ -350,15 +393,15 @@ func (c *Coalescer) send(batch []*request) {
 			continue
 		}
 		r.err = err
-		ids := r.ids
+		marks := r.marks
 		if r.state.CompareAndSwap(reqWaiting, reqFinished) {
 			r.done <- struct{}{}
 			continue
 		}
-		// The caller gave up: leases taken on its behalf would block the IDs until they expired.
+		// The caller gave up: leases taken on its behalf would block the records until they expired.
 		for i, st := range claimed {
 			if st == Claimed {
-				orphans = append(orphans, ids[i])
+				orphans = append(orphans, marks[i])
 			}
 		}
 	}
@@ -367,8 +410,8 @@ func (c *Coalescer) send(batch []*request) {
 
 // releaseOrphans drops leases taken for callers that gave up. Best effort: should it fail, the leases expire
 // on their own.
-func (c *Coalescer) releaseOrphans(ids []string) {
-	if len(ids) > 0 {
-		_ = c.store.Release(context.Background(), ids)
+func (c *Coalescer) releaseOrphans(ms []Mark) {
+	if len(ms) > 0 {
+		_, _ = c.store.Apply(context.Background(), Ops{Release: ms})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"testing"
 	"time"
@@ -54,9 +55,10 @@ func (g *gatedStore) occupy(t *testing.T, c *Coalescer, n int, out chan<- result
 // gate.
 func (g *gatedStore) enter(ops Ops) {
 	g.mu.Lock()
-	for op, ids := range map[string][]string{"claim": ops.Claim, "complete": ops.Complete, "release": ops.Release} {
-		if len(ids) > 0 {
-			g.batches[op] = append(g.batches[op], append([]string(nil), ids...))
+	for op, ms := range map[string][]Mark{"claim": ops.Claim, "complete": ops.Complete, "park": ops.Park,
+		"release": ops.Release} {
+		if len(ms) > 0 {
+			g.batches[op] = append(g.batches[op], idsOf(ms))
 		}
 	}
 	g.calls++
@@ -82,10 +84,34 @@ func (g *gatedStore) Apply(ctx context.Context, ops Ops) ([]Status, error) {
 	return g.Memory.Apply(ctx, ops)
 }
 
-// Release is what the Coalescer calls directly to drop leases of callers that gave up.
-func (g *gatedStore) Release(ctx context.Context, ids []string) error {
-	_, err := g.Apply(ctx, Ops{Release: ids})
-	return err
+// mk returns a record with the ID of its own id, at an offset derived from it, so distinct IDs are distinct
+// records.
+func mk(id string) Mark {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return Mark{Topic: "t", Offset: int64(h.Sum64() >> 2), ID: id, OwnID: true}
+}
+
+// mks returns mk of each ID.
+func mks(ids ...string) []Mark {
+	ms := make([]Mark, len(ids))
+	for i, id := range ids {
+		ms[i] = mk(id)
+	}
+	return ms
+}
+
+func idsOf(ms []Mark) []string {
+	ids := make([]string, len(ms))
+	for i := range ms {
+		ids[i] = ms[i].ID
+	}
+	return ids
+}
+
+// claimOne claims one record on s directly.
+func claimOne(s Store, id string) ([]Status, error) {
+	return s.Apply(context.Background(), Ops{Claim: mks(id)})
 }
 
 func (g *gatedStore) batchesOf(op string) [][]string {
@@ -136,7 +162,7 @@ type result struct {
 
 func goClaim(c *Coalescer, ctx context.Context, id string, out chan<- result) {
 	go func() {
-		st, err := c.Claim(ctx, id)
+		st, err := c.Claim(ctx, mk(id))
 		out <- result{id, st, err}
 	}()
 }
@@ -202,9 +228,9 @@ func TestCoalescerLoneCallSentAtOnce(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"claim", func() error { _, err := c.Claim(context.Background(), "x"); return err }},
-		{"complete", func() error { return c.Complete(context.Background(), "x") }},
-		{"release", func() error { return c.Release(context.Background(), "x") }},
+		{"claim", func() error { _, err := c.Claim(context.Background(), mk("x")); return err }},
+		{"complete", func() error { return c.Complete(context.Background(), mk("x")) }},
+		{"release", func() error { return c.Release(context.Background(), mk("x")) }},
 	} {
 		t.Run(op.name, func(t *testing.T) {
 			if err := op.call(); err != nil {
@@ -260,7 +286,7 @@ func TestCoalescerCallerGivesUp(t *testing.T) {
 		t.Fatalf("releases %v, want the abandoned lease on x released", got)
 	}
 	other := g.Memory.Shared(MemoryOptions{Owner: "other"})
-	if st, err := other.Claim(context.Background(), []string{"x"}); err != nil || st[0] != Claimed {
+	if st, err := claimOne(other, "x"); err != nil || st[0] != Claimed {
 		t.Fatalf("another owner's claim after the release = %v, %v; want claimed", st, err)
 	}
 }
@@ -305,10 +331,10 @@ func TestCoalescerCancelledBeforeCall(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.Claim(ctx, "x"); !errors.Is(err, context.Canceled) {
+	if _, err := c.Claim(ctx, mk("x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Claim = %v, want context.Canceled", err)
 	}
-	if err := c.Complete(ctx, "x"); !errors.Is(err, context.Canceled) {
+	if err := c.Complete(ctx, mk("x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Complete = %v, want context.Canceled", err)
 	}
 	if got := g.batchesOf("claim"); len(got) != 0 {
@@ -334,7 +360,7 @@ func TestCoalescerSharesBatchErrors(t *testing.T) {
 			t.Fatalf("Claim(%q) = %v, want ErrUnavailable", r.id, r.err)
 		}
 	}
-	if err := c.Complete(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+	if err := c.Complete(context.Background(), mk("x")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Complete = %v, want ErrUnavailable", err)
 	}
 }
@@ -347,10 +373,10 @@ func (shortStore) Apply(context.Context, Ops) ([]Status, error) { return nil, ni
 func TestCoalescerRejectsShortAnswer(t *testing.T) {
 	c := NewCoalescer(shortStore{Off()}, 8)
 	defer c.Close()
-	if _, err := c.Claim(context.Background(), "x"); err == nil {
+	if _, err := c.Claim(context.Background(), mk("x")); err == nil {
 		t.Fatal("Claim succeeded although the store answered no status")
 	}
-	if _, err := c.ClaimMany(context.Background(), []string{"x", "y"}); err == nil {
+	if _, err := c.ClaimMany(context.Background(), mks("x", "y")); err == nil {
 		t.Fatal("ClaimMany succeeded although the store answered no status")
 	}
 }
@@ -374,7 +400,7 @@ func TestCoalescerCloseDrains(t *testing.T) {
 		defer c.mu.Unlock()
 		return c.closed
 	})
-	if _, err := c.Claim(context.Background(), "y"); !errors.Is(err, ErrClosed) {
+	if _, err := c.Claim(context.Background(), mk("y")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Claim while closing = %v, want ErrClosed", err)
 	}
 	select {
@@ -391,7 +417,7 @@ func TestCoalescerCloseDrains(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return within 10s after the call finished")
 	}
-	if err := c.Complete(context.Background(), "x"); !errors.Is(err, ErrClosed) {
+	if err := c.Complete(context.Background(), mk("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Complete after Close = %v, want ErrClosed", err)
 	}
 	c.Close() // again: no-op
@@ -429,18 +455,18 @@ func TestCoalescerConcurrentUse(t *testing.T) {
 			defer wg.Done()
 			for i := range perG {
 				id := fmt.Sprintf("%d/%d", g, i)
-				if st, err := c.Claim(ctx, id); err != nil {
+				if st, err := c.Claim(ctx, mk(id)); err != nil {
 					errs <- fmt.Errorf("Claim(%s): %w", id, err)
 					return
 				} else if st != Claimed {
 					errs <- fmt.Errorf("Claim(%s) = %v, want claimed", id, st)
 					return
 				}
-				if err := c.Complete(ctx, id); err != nil {
+				if err := c.Complete(ctx, mk(id)); err != nil {
 					errs <- err
 					return
 				}
-				if st, err := c.Claim(ctx, id); err != nil {
+				if st, err := c.Claim(ctx, mk(id)); err != nil {
 					errs <- fmt.Errorf("second Claim(%s): %w", id, err)
 					return
 				} else if st != Done {
@@ -455,8 +481,8 @@ func TestCoalescerConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := m.Len(); got != goroutines*perG {
-		t.Fatalf("%d entries, want %d", got, goroutines*perG)
+	if got := idMarks(m); got != goroutines*perG {
+		t.Fatalf("%d ID marks, want %d", got, goroutines*perG)
 	}
 }
 
@@ -473,14 +499,14 @@ func TestCoalescerMixesKindsInOneCall(t *testing.T) {
 
 	ctx := context.Background()
 	errs := make(chan error, 2)
-	go func() { errs <- c.Complete(ctx, "done-now") }()
-	go func() { errs <- c.Release(ctx, "held-0") }()
+	go func() { errs <- c.Complete(ctx, mk("done-now")) }()
+	go func() { errs <- c.Release(ctx, mk("held-0")) }()
 	waitQueued(t, c, 2)
 	goClaim(c, ctx, "done-now", out)
 	waitQueued(t, c, 3)
 	many := make(chan []Status, 1)
 	go func() {
-		st, err := c.ClaimMany(ctx, []string{"m1", "m2"})
+		st, err := c.ClaimMany(ctx, mks("m1", "m2"))
 		if err != nil {
 			t.Errorf("ClaimMany: %v", err)
 		}
@@ -526,10 +552,10 @@ func TestCoalescerClaimMany(t *testing.T) {
 	c := NewCoalescer(g, 2) // the direct calls are not split by maxBatch
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.CompleteMany(ctx, []string{"b"}); err != nil {
+	if err := c.CompleteMany(ctx, mks("b")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.ClaimMany(ctx, []string{"a", "b", "c", "a"})
+	st, err := c.ClaimMany(ctx, mks("a", "b", "c", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +572,7 @@ func TestCoalescerClaimMany(t *testing.T) {
 	defer gated.open()
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { _, err := c2.ClaimMany(cctx, []string{"x", "y"}); done <- err }()
+	go func() { _, err := c2.ClaimMany(cctx, mks("x", "y")); done <- err }()
 	gated.waitEntered(t, 1)
 	cancel()
 	// The caller returns at once, while its claim is still held in the store.
@@ -564,7 +590,7 @@ func TestCoalescerClaimMany(t *testing.T) {
 	if b := gated.batchesOf("release"); len(b) != 1 || fmt.Sprint(b[0]) != "[x y]" {
 		t.Fatalf("releases %v, want the abandoned leases [x y] released", b)
 	}
-	if err := c2.CompleteMany(ctx, []string{"x"}); !errors.Is(err, ErrClosed) {
+	if err := c2.CompleteMany(ctx, mks("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("CompleteMany after Close = %v, want ErrClosed", err)
 	}
 }
@@ -583,7 +609,7 @@ func TestCoalescerLargeCallGoesAtOnce(t *testing.T) {
 		ids[i] = fmt.Sprint("big-", i)
 	}
 	done := make(chan error, 1)
-	go func() { _, err := c.ClaimMany(context.Background(), ids); done <- err }()
+	go func() { _, err := c.ClaimMany(context.Background(), mks(ids...)); done <- err }()
 	g.waitEntered(t, 1) // while the first call is still held at the gate
 	g.open()
 	if err := <-done; err != nil {
@@ -595,7 +621,7 @@ func TestCoalescerLargeCallGoesAtOnce(t *testing.T) {
 	}
 }
 
-// TestCoalescerCompleteThen checks a completion of one ID that calls back instead of waiting: the mark is written before
+// TestCoalescerCompleteThen checks a completion of one record that calls back instead of waiting: the mark is written before
 // the callback runs, it shares the call of waiting requests, store errors reach the callback, and after Close
 // the callback runs at once with ErrClosed.
 func TestCoalescerCompleteThen(t *testing.T) {
@@ -605,9 +631,9 @@ func TestCoalescerCompleteThen(t *testing.T) {
 	out := make(chan result, 1)
 	g.occupy(t, c, 1, out)
 	outcome := make(chan error, 1)
-	c.CompleteManyThen([]string{"x"}, func(err error) {
+	c.CompleteManyThen(mks("x"), func(err error) {
 		// The mark is there by now.
-		st, cerr := g.Memory.Claim(context.Background(), []string{"x"})
+		st, cerr := claimOne(g.Memory, "x")
 		if cerr == nil && st[0] != Done {
 			cerr = fmt.Errorf("claim in the callback = %v, want done", st[0])
 		}
@@ -625,14 +651,14 @@ func TestCoalescerCompleteThen(t *testing.T) {
 	}
 
 	g.fail = fmt.Errorf("applying: %w: connection refused", ErrUnavailable)
-	c.CompleteManyThen([]string{"z"}, func(err error) { outcome <- err })
+	c.CompleteManyThen(mks("z"), func(err error) { outcome <- err })
 	if err := <-outcome; !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("callback after a store error got %v, want ErrUnavailable", err)
 	}
 
 	c.Close()
 	called := false
-	c.CompleteManyThen([]string{"late"}, func(err error) {
+	c.CompleteManyThen(mks("late"), func(err error) {
 		called = true
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("callback after Close got %v, want ErrClosed", err)
@@ -643,9 +669,9 @@ func TestCoalescerCompleteThen(t *testing.T) {
 	}
 }
 
-// TestCoalescerCompleteManyThen checks a completion of many IDs that calls back once: every mark is written
-// before the callback runs, a small call shares the store call of waiting requests, a large one goes in a call
-// of its own, and an empty one calls back at once.
+// TestCoalescerCompleteManyThen checks a completion of many records that calls back once: every mark is
+// written before the callback runs, a small call shares the store call of waiting requests, a large one goes in
+// a call of its own, and an empty one calls back at once.
 func TestCoalescerCompleteManyThen(t *testing.T) {
 	g := newGatedStore(false)
 	c := NewCoalescer(g, 8)
@@ -655,8 +681,8 @@ func TestCoalescerCompleteManyThen(t *testing.T) {
 	g.occupy(t, c, 1, out)
 	outcome := make(chan error, 1)
 	ids := []string{"a", "b", "c"}
-	c.CompleteManyThen(ids, func(err error) {
-		st, cerr := g.Memory.Claim(context.Background(), ids)
+	c.CompleteManyThen(mks(ids...), func(err error) {
+		st, cerr := g.Memory.Apply(context.Background(), Ops{Claim: mks(ids...)})
 		for i := range st {
 			if cerr == nil && st[i] != Done {
 				cerr = fmt.Errorf("claim of %s in the callback = %v, want done", ids[i], st[i])
@@ -679,7 +705,7 @@ func TestCoalescerCompleteManyThen(t *testing.T) {
 	for i := range large {
 		large[i] = fmt.Sprint("big-", i)
 	}
-	c.CompleteManyThen(large, func(err error) { outcome <- err })
+	c.CompleteManyThen(mks(large...), func(err error) { outcome <- err })
 	if err := <-outcome; err != nil {
 		t.Fatalf("large completion: %v", err)
 	}

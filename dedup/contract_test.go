@@ -35,7 +35,7 @@ func TestRedisClusterContract(t *testing.T) {
 	cluster := redistest.StartCluster(t, 3)
 	storetest.Run(t, func(t *testing.T, owner string) dedup.Store {
 		s := dedup.NewRedis(redis.NewClusterClient(cluster.ClusterOptions()), dedup.RedisOptions{
-			KeyPrefix: "kafka-sidecar:test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL,
+			KeyPrefix: "kafka-sidecar:test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL, IDTTL: storetest.IDTTL,
 		})
 		t.Cleanup(func() { _ = s.Close() })
 		return s

@@ -1,8 +1,15 @@
 package dedup
 
-// MemoryTableSize exposes the number of entries a Memory table holds, expired or not, to tests.
-func MemoryTableSize(m *Memory) int {
+// idMarks counts the live ID marks of a Memory table.
+func idMarks(m *Memory) int {
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
-	return len(m.t.entries)
+	now := m.t.now()
+	n := 0
+	for _, e := range m.t.ids {
+		if e.done && !expiredAt(e.expires, now) {
+			n++
+		}
+	}
+	return n
 }

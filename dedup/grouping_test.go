@@ -55,21 +55,30 @@ func (e *evalCounter) reset() (calls, keys int) {
 	return calls, keys
 }
 
-// ids returns n IDs; with tag set they all share one hash tag, so one cluster slot.
-func ids(prefix string, n int, tag bool) []string {
-	out := make([]string, n)
+// partitionRecords returns n records without IDs of their own spread over partitions, consecutive offsets in
+// each.
+func partitionRecords(topic string, n, partitions int) []dedup.Mark {
+	out := make([]dedup.Mark, n)
 	for i := range out {
-		if tag {
-			out[i] = fmt.Sprintf("{%s}%d", prefix, i)
-		} else {
-			out[i] = fmt.Sprintf("%s-%d", prefix, i)
-		}
+		p := i % partitions
+		out[i] = dedup.Mark{Topic: topic, Partition: int32(p), Epoch: 1, Offset: int64(i / partitions),
+			ID: fmt.Sprintf("%s/%d/%d", topic, p, i/partitions)}
 	}
 	return out
 }
 
-// TestRedisScriptCallsPerBatch checks how a batch becomes script calls: one for a standalone client (up to
-// 512 keys each), one per hash slot for a Cluster client, one per key for any other client.
+// ownRecords returns n records with IDs of their own, in one partition.
+func ownRecords(topic string, n int) []dedup.Mark {
+	out := partitionRecords(topic, n, 1)
+	for i := range out {
+		out[i].ID, out[i].OwnID = fmt.Sprintf("%s-msg-%d", topic, i), true
+	}
+	return out
+}
+
+// TestRedisScriptCallsPerBatch checks how a round becomes script calls: one for a standalone client (up to 512
+// records each, whatever their keys), one per partition's hash slot for a Cluster client (and a second round
+// for records with IDs of their own, whose ID keys live elsewhere), one per hash tag for any other client.
 func TestRedisScriptCallsPerBatch(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	cluster := redistest.StartCluster(t, 3)
@@ -77,12 +86,11 @@ func TestRedisScriptCallsPerBatch(t *testing.T) {
 	clustered := func() redis.UniversalClient { return redis.NewClusterClient(cluster.ClusterOptions()) }
 	wrapped := func() redis.UniversalClient { return otherClient{redis.NewClient(srv.ClientOptions())} }
 	node := cluster.Nodes[0].Client(t)
-	// distinctSlots asks the server for the slots of the store's keys ("g:" + id): keys without a hash tag
-	// mostly land in distinct slots, but two may collide.
-	distinctSlots := func(ids []string) int {
+	// slotsOf asks the server for the slots of keys.
+	slotsOf := func(keys []string) int {
 		seen := map[int64]bool{}
-		for _, id := range ids {
-			slot, err := node.ClusterKeySlot(context.Background(), "g:"+id).Result()
+		for _, k := range keys {
+			slot, err := node.ClusterKeySlot(context.Background(), k).Result()
 			if err != nil {
 				t.Fatalf("CLUSTER KEYSLOT: %v", err)
 			}
@@ -93,14 +101,31 @@ func TestRedisScriptCallsPerBatch(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		client    func() redis.UniversalClient
-		ids       []string
-		wantCalls func(ids []string) int
+		records   []dedup.Mark
+		wantCalls func(s *dedup.Redis, ms []dedup.Mark) int
 	}{
-		{"standalone", standalone, ids("a", 100, false), func([]string) int { return 1 }},
-		{"standalone above 512 keys", standalone, ids("b", 1100, false), func([]string) int { return 3 }},
-		{"cluster one tag", clustered, ids("c", 100, true), func([]string) int { return 1 }},
-		{"cluster spread", clustered, ids("d", 100, false), distinctSlots},
-		{"other client", wrapped, ids("e", 20, false), func(ids []string) int { return len(ids) }},
+		{"standalone", standalone, partitionRecords("a", 100, 4), func(*dedup.Redis, []dedup.Mark) int { return 1 }},
+		{"standalone above 512 records", standalone, partitionRecords("b", 1100, 1100),
+			func(*dedup.Redis, []dedup.Mark) int { return 3 }},
+		{"standalone own IDs", standalone, ownRecords("c", 100), func(*dedup.Redis, []dedup.Mark) int { return 1 }},
+		{"cluster one partition", clustered, partitionRecords("d", 100, 1),
+			func(*dedup.Redis, []dedup.Mark) int { return 1 }},
+		{"cluster partitions", clustered, partitionRecords("e", 100, 20), func(s *dedup.Redis, ms []dedup.Mark) int {
+			var keys []string
+			for _, m := range ms {
+				keys = append(keys, s.PartitionLeaseKey(m))
+			}
+			return slotsOf(keys)
+		}},
+		{"cluster own IDs", clustered, ownRecords("f", 30), func(s *dedup.Redis, ms []dedup.Mark) int {
+			// Round one: the ID keys, by slot; round two: the partition's position key.
+			var keys []string
+			for _, m := range ms {
+				keys = append(keys, s.IDKey(m.ID))
+			}
+			return slotsOf(keys) + 1
+		}},
+		{"other client", wrapped, partitionRecords("g", 20, 5), func(*dedup.Redis, []dedup.Mark) int { return 5 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := tc.client()
@@ -109,15 +134,15 @@ func TestRedisScriptCallsPerBatch(t *testing.T) {
 			s := dedup.NewRedis(client, dedup.RedisOptions{KeyPrefix: "g:", Owner: "a"})
 			defer s.Close()
 			ctx := context.Background()
-			// First calls load the scripts where needed (NOSCRIPT, load, resend); count the calls after.
-			if _, err := s.Claim(ctx, tc.ids[:1]); err != nil {
+			if _, err := s.LegacyUntil(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Release(ctx, []string{"warm-up"}); err != nil {
+			// First calls load the scripts where needed (NOSCRIPT, load, resend); count the calls after.
+			if _, err := s.Apply(ctx, dedup.Ops{Claim: tc.records[:1]}); err != nil {
 				t.Fatal(err)
 			}
 			counter.reset()
-			st, err := s.Claim(ctx, tc.ids)
+			st, err := s.Apply(ctx, dedup.Ops{Claim: tc.records})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,15 +151,22 @@ func TestRedisScriptCallsPerBatch(t *testing.T) {
 					t.Fatalf("Claim status %d = %v, want claimed (own lease or free)", i, got)
 				}
 			}
-			calls, keys := counter.reset()
-			if want := tc.wantCalls(tc.ids); calls != want || keys != len(tc.ids) {
-				t.Fatalf("%d script calls over %d keys, want %d calls over %d keys", calls, keys, want, len(tc.ids))
+			calls, _ := counter.reset()
+			if want := tc.wantCalls(s, tc.records); calls != want {
+				t.Fatalf("%d script calls, want %d", calls, want)
 			}
-			if err := s.Release(ctx, tc.ids); err != nil {
+			if _, err := s.Apply(ctx, dedup.Ops{Complete: tc.records}); err != nil {
 				t.Fatal(err)
 			}
-			if calls, _ := counter.reset(); calls != tc.wantCalls(tc.ids) {
-				t.Fatalf("Release made %d script calls, want %d", calls, tc.wantCalls(tc.ids))
+			counter.reset()
+			st, err = s.Apply(ctx, dedup.Ops{Claim: tc.records})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, got := range st {
+				if got != dedup.Done {
+					t.Fatalf("Claim status %d after Complete = %v, want done", i, got)
+				}
 			}
 		})
 	}

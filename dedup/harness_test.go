@@ -81,7 +81,7 @@ func memoryFactory() func(t *testing.T, owner string) dedup.Store {
 			clock := newFakeClock()
 			return memBackend{root: dedup.NewMemory(dedup.MemoryOptions{Now: clock.Now}), clock: clock}
 		})
-		m := b.root.Shared(dedup.MemoryOptions{Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL})
+		m := b.root.Shared(dedup.MemoryOptions{Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL, IDTTL: storetest.IDTTL})
 		t.Cleanup(func() { _ = m.Close() })
 		return clockedMemory{Memory: m, clock: b.clock}
 	}
@@ -101,7 +101,7 @@ func miniredisFactory() func(t *testing.T, owner string) dedup.Store {
 	return func(t *testing.T, owner string) dedup.Store {
 		mr := servers.get(t, func() *miniredis.Miniredis { return miniredis.RunT(t) })
 		s := dedup.NewRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()}), dedup.RedisOptions{
-			KeyPrefix: "test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL,
+			KeyPrefix: "test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL, IDTTL: storetest.IDTTL,
 		})
 		t.Cleanup(func() { _ = s.Close() })
 		return fastForwardRedis{Redis: s, mr: mr}
@@ -112,7 +112,7 @@ func miniredisFactory() func(t *testing.T, owner string) dedup.Store {
 func realRedisFactory(srv *redistest.Server) func(t *testing.T, owner string) dedup.Store {
 	return func(t *testing.T, owner string) dedup.Store {
 		s := dedup.NewRedis(redis.NewClient(srv.ClientOptions()), dedup.RedisOptions{
-			KeyPrefix: "kafka-sidecar:test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL,
+			KeyPrefix: "kafka-sidecar:test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL, IDTTL: storetest.IDTTL,
 		})
 		t.Cleanup(func() { _ = s.Close() })
 		return s

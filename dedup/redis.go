@@ -2,9 +2,14 @@ package dedup
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,29 +17,47 @@ import (
 
 // RedisOptions configure a Redis store. Zero durations take the defaults named on each field.
 type RedisOptions struct {
-	// KeyPrefix is prepended to every ID to form its key, for example "kafka-sidecar:mygroup:". It should end
-	// with a separator and name the consumer group, so groups sharing one Redis never see each other's marks.
+	// KeyPrefix starts every key, for example "kafka-sidecar:mygroup:". It should end with a separator and name
+	// the consumer group, so groups sharing one Redis never see each other's marks.
 	KeyPrefix string
 	// Owner names the leases this store takes: the static instance ID, so a restarted member reclaims its own
 	// leases at once; empty means a random owner whose leases just expire after a restart.
 	Owner string
-	// Lease is how long a claim lives without Complete or Release: the app timeout plus a margin. Zero means
+	// Lease is how long a lease lives without being taken again: the app timeout plus a margin. Zero means
 	// DefaultLease. Redis keeps millisecond precision; shorter leases are rounded up to one millisecond.
 	Lease time.Duration
-	// TTL is how long a done mark lives: longer than the topics' retention plus the longest retry delay. Zero
-	// means DefaultTTL.
+	// TTL is how long a position mark lives (SIDECAR_DEDUP_TTL): longer than the topics' retention plus the
+	// longest retry delay. Zero means DefaultTTL. It is also how long the previous release's marks may live,
+	// which bounds how long they are read after an upgrade.
 	TTL time.Duration
+	// IDTTL is how long an ID mark lives (SIDECAR_DEDUP_ID_TTL). Zero means DefaultIDTTL.
+	IDTTL time.Duration
 }
 
-// Redis is the shared Store: one key per ID, KeyPrefix+id (IDs are binary safe), holding "L"+owner while leased
-// and "D" once done, each with an expiry. Every method runs one Lua script (applyScript), so every
-// check-and-set is atomic per key and a batch costs the client one command. A batch is one pipelined round trip:
-// on a standalone or Sentinel client one script call covers the whole batch (up to maxKeysPerCall keys); on a Cluster client the batch is split by hash slot (a script may only touch one slot) and the
-// calls pipelined, which the client spreads over the shards; on any other client each key gets its own call.
+// Redis is the shared Store, on a standalone, Sentinel or Cluster deployment. Its keys, all starting with
+// KeyPrefix:
 //
-// A batch is not atomic as a whole. When Claim fails part-way (one Cluster shard down), some IDs may be leased
-// although an error is returned; claiming them again later succeeds because a lease is reclaimed by its own
-// owner, and otherwise the lease expires.
+//   - p:{<topic>:<partition>}:<epoch>:<chunk>: position marks, one bit per offset, chunkOffsets offsets per key,
+//     living TTL after the last mark written into it. <topic> is the topic ID in hex, or "~" and the topic's
+//     name when the ID is unknown.
+//   - p:{<topic>:<partition>}:lease: the partition's lease, "L"+owner, living Lease after the last claim.
+//   - i:<message ID>: for records with an ID of their own, the ID's lease ("L"+owner, living Lease) and then
+//     its mark ("d", living IDTTL).
+//   - p:format: when the previous release's keys are read until (see below); kept without expiry.
+//
+// The keys of one partition share a hash slot, so a Cluster serves a partition's marks and lease in one script
+// call. Every call runs one Lua script (applyScript), so each check-and-set is atomic; on a standalone or
+// Sentinel client a whole Apply is one script call (a few for very large rounds), one round trip. On a Cluster
+// client the work is split by hash slot and pipelined; a round that completes, parks or claims records with IDs
+// of their own takes two round trips there, so that an ID lease is always taken before the position is
+// checked and dropped only after the position is marked (see applyCluster).
+//
+// The previous release kept one key per message ID, KeyPrefix+id, holding "D" once done (for TTL) or "L"+owner
+// while leased. Until the time p:format holds, a claim also reads that key for the record's ID ("D" is done,
+// another owner's lease is busy), so marks and leases written before an upgrade keep their meaning; IDs that
+// start with "i:" or "p:" are not read there, since they could name a key of the new layout. The first store
+// of this release to start on a Redis without p:format decides that time: TTL from then when a bounded SCAN
+// finds keys of the previous layout (or cannot finish), and none when the prefix holds no key at all.
 //
 // All methods are safe for concurrent use.
 type Redis struct {
@@ -42,11 +65,27 @@ type Redis struct {
 	grouping grouping
 	prefix   string
 	owner    string
-	// leaseValue is what a lease of this owner holds; leaseMillis and ttlMillis are the expiries in the form
-	// the script takes them.
-	leaseValue  string
-	leaseMillis int64
-	ttlMillis   int64
+	ttl      time.Duration
+	// leaseValue is what a lease of this owner holds; the durations are in the form the script takes them.
+	leaseValue            string
+	leaseMs, ttlMs, idTTL string
+
+	// legacyUntil is the Unix time in milliseconds until which the previous release's keys are read;
+	// math.MaxInt64 until the store has found out. decided is closed once it has.
+	legacyUntil atomic.Int64
+	decided     chan struct{}
+	stop        context.CancelFunc
+	detector    sync.WaitGroup
+
+	// leased holds, per topic name and partition, the partition lease keys this store has taken, for
+	// ReleasePartitions.
+	leasedMu sync.Mutex
+	leased   map[topicPartition][]string
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 // grouping says which keys one script call may take on this client.
@@ -55,46 +94,176 @@ type grouping uint8
 const (
 	groupAll    grouping = iota // standalone or Sentinel: any keys together
 	groupBySlot                 // Cluster: keys of one hash slot together
-	groupPerKey                 // unknown client (a Ring, a wrapper): one key per call
+	groupPerKey                 // unknown client (a Ring, a wrapper): keys of one hash tag together
 )
 
-// maxKeysPerCall bounds one script call, so a huge batch cannot keep the server busy for long: each key costs
-// about a microsecond.
-const maxKeysPerCall = 512
+// maxMarksPerCall bounds the records one script call covers, so that a huge round cannot keep the server busy
+// for long.
+const maxMarksPerCall = 512
 
-// applyScript does one round of Ops on the keys of one call. KEYS are the done marks to write, then the leases
-// to release, then the IDs to claim; ARGV[1] and ARGV[2] count the first two groups, ARGV[3] is the lease value
-// ("L"+owner), ARGV[4] the lease and ARGV[5] the done-mark TTL, both in milliseconds. A done mark replaces
-// whatever the key held; a release deletes the key only while it holds the caller's own lease, so a done mark or
-// another owner's lease survives a late release; a claim takes a free key, reports a done mark, extends the
-// caller's own lease, and otherwise reports another owner's lease. It replies one integer per claimed key: 0
-// claimed, 1 done, 2 busy.
+// chunkBytes is the length of a position-mark key's value: with the string header and terminator Redis adds,
+// an allocation of exactly 8 KiB. Its last byte is padding, written on every mark so that a new key is created
+// at full length in one allocation (growing it bit by bit would leave up to half of it unused).
+const chunkBytes = 8186
+
+// ChunkOffsets is the number of offsets one position-mark key covers (8 per byte but the padding): 65,480.
+// Offsets n*ChunkOffsets to (n+1)*ChunkOffsets-1 of one partition and leader epoch share a key.
+const ChunkOffsets = (chunkBytes - 1) * 8
+
+const chunkOffsets = ChunkOffsets
+
+// Prefixes of the keys under KeyPrefix (see Redis).
+const (
+	positionSpace = "p:"
+	idSpace       = "i:"
+	formatKey     = "p:format"
+)
+
+// applyScript does one call's share of a round. ARGV[1] is this owner's lease value, ARGV[2] the lease, ARGV[3]
+// the position-mark TTL and ARGV[4] the ID-mark TTL in milliseconds, ARGV[5] the padding byte's index; then
+// operations, each an opcode and its arguments, KEYS referred to by index:
+//
+//   - W k n lo hi b1..bn: set bits b1..bn, which lie in bytes lo to hi, of position key k (creating it at full
+//     length), and give it the TTL.
+//   - P k l n lo hi b1..bn: claim the records at bits b1..bn of position key k (within bytes lo to hi), whose
+//     partition lease is l: done when the bit is set, otherwise busy when another owner holds the lease,
+//     otherwise the lease is taken or extended (once per call).
+//   - D k: write the ID mark k ("d"), replacing a lease.
+//   - R k: drop this owner's lease k (an ID's or a partition's) if it is still there.
+//   - C p b i l g: claim one record. p/b: position key and bit; i: ID key; l: partition lease key; g: previous
+//     release's key; 0 where absent. Done when the bit is set, the ID key holds "d" or the old key "D";
+//     otherwise busy when the old key, the ID key or the partition lease holds another owner's lease;
+//     otherwise the ID lease or the partition lease is taken or extended.
+//
+// Bits are read and written a run of bytes at a time (GETRANGE, SETRANGE) with arithmetic in the script, which
+// costs the server far less than a command per bit (BITFIELD costs about as much per bit as SETBIT); bit 0 is
+// the most significant bit of byte 0, as for SETBIT. A key of the new layout can have the name of a previous
+// release's key (an old message ID "i:x" names the new ID key of message "x"), whose value must not count: an
+// ID mark is "d", not the old "D", and only "L"+owner counts as a lease, anything else is treated as absent and
+// overwritten; a position key counts only at its full length (an old value is a few hundred bytes at most, so
+// only reads of its first 256 bytes check), and is recreated otherwise. It replies one integer per claimed record, in order: 0 claimed (or no
+// objection, for a part of a claim), 1 done, 2 busy.
 var applyScript = redis.NewScript(`
-local nd, nr = tonumber(ARGV[1]), tonumber(ARGV[2])
-local lease = ARGV[3]
-for i = 1, nd do
-  redis.call('SET', KEYS[i], 'D', 'PX', ARGV[5])
+local lease, leaseMs, posTTL, idTTL, pad = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local full = tonumber(pad) + 1
+local r, parts, touched, valid = {}, {}, {}, {}
+local floor = math.floor
+local function isLease(v) return v and string.sub(v, 1, 1) == 'L' end
+local function isSet(s, lo, b)
+  local v = string.byte(s, floor(b / 8) - lo + 1)
+  return v ~= nil and floor(v / 2 ^ (7 - b % 8)) % 2 == 1
 end
-for i = nd + 1, nd + nr do
-  if redis.call('GET', KEYS[i]) == lease then
-    redis.call('DEL', KEYS[i])
-  end
-end
-local r = {}
-for i = nd + nr + 1, #KEYS do
-  local k = KEYS[i]
-  if redis.call('SET', k, lease, 'NX', 'PX', ARGV[4]) then
-    r[#r + 1] = 0
-  else
-    local v = redis.call('GET', k)
-    if v == 'D' then
-      r[#r + 1] = 1
-    elseif v == lease then
-      redis.call('PEXPIRE', k, ARGV[4])
-      r[#r + 1] = 0
+local function partition(lk)
+  local ps = parts[lk]
+  if ps == nil then
+    ps = 0
+    local cur = redis.call('GET', KEYS[lk])
+    if cur == lease then
+      redis.call('PEXPIRE', KEYS[lk], leaseMs)
+    elseif isLease(cur) then
+      ps = 2
     else
-      r[#r + 1] = 2
+      redis.call('SET', KEYS[lk], lease, 'PX', leaseMs)
     end
+    parts[lk] = ps
+  end
+  return ps
+end
+local i, n = 6, #ARGV
+while i <= n do
+  local op = ARGV[i]
+  if op == 'P' then
+    local ki, lk, c, lo = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
+    local s = redis.call('GETRANGE', KEYS[ki], lo, ARGV[i+5])
+    if lo < 256 and s ~= '' then
+      -- The first bytes could be an old release's value under the same name (see below).
+      if valid[ki] == nil then valid[ki] = redis.call('STRLEN', KEYS[ki]) == full end
+      if not valid[ki] then s = '' end
+    end
+    local first, pending = #r + 1, false
+    for j = i + 6, i + 5 + c do
+      if isSet(s, lo, tonumber(ARGV[j])) then
+        r[#r + 1] = 1
+      else
+        r[#r + 1] = -1
+        pending = true
+      end
+    end
+    if pending then
+      local ps = partition(lk)
+      for j = first, #r do
+        if r[j] == -1 then r[j] = ps end
+      end
+    end
+    i = i + 6 + c
+  elseif op == 'W' then
+    local ki, c, lo, hi = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
+    local k = KEYS[ki]
+    local s = redis.call('GETRANGE', k, lo, hi)
+    local fresh = #s < hi - lo + 1
+    if not fresh and lo < 256 then
+      if valid[ki] == nil then valid[ki] = redis.call('STRLEN', k) == full end
+      fresh = not valid[ki]
+    end
+    if fresh then
+      -- A new key: created at full length in one allocation (replacing an old release's value of that name).
+      if redis.call('STRLEN', k) > 0 then redis.call('DEL', k) end
+      redis.call('SETRANGE', k, pad, '\0')
+      valid[ki] = true
+      s = redis.call('GETRANGE', k, lo, hi)
+    end
+    local bytes = {string.byte(s, 1, -1)}
+    for j = i + 5, i + 4 + c do
+      local b = tonumber(ARGV[j])
+      local x, m = floor(b / 8) - lo + 1, 2 ^ (7 - b % 8)
+      if floor(bytes[x] / m) % 2 == 0 then bytes[x] = bytes[x] + m end
+    end
+    redis.call('SETRANGE', k, lo, string.char(unpack(bytes)))
+    if not touched[ki] then
+      redis.call('PEXPIRE', k, posTTL)
+      touched[ki] = true
+    end
+    i = i + 5 + c
+  elseif op == 'C' then
+    local p, b, ik, lk, gk = tonumber(ARGV[i+1]), ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
+    i = i + 6
+    local st, g, v = 0, false, false
+    if p > 0 and redis.call('GETBIT', KEYS[p], b) == 1 then
+      if valid[p] == nil then valid[p] = redis.call('STRLEN', KEYS[p]) == full end
+      if valid[p] then st = 1 end
+    end
+    if st == 0 and gk > 0 then
+      g = redis.call('GET', KEYS[gk])
+      if g == 'D' then st = 1 end
+    end
+    if st == 0 and ik > 0 then
+      v = redis.call('GET', KEYS[ik])
+      if v == 'd' then st = 1 end
+    end
+    if st == 0 then
+      if isLease(g) and g ~= lease then
+        st = 2
+      elseif isLease(v) and v ~= lease then
+        st = 2
+      elseif lk > 0 then
+        st = partition(lk)
+      end
+      if st == 0 and ik > 0 then
+        redis.call('SET', KEYS[ik], lease, 'PX', leaseMs)
+      end
+    end
+    r[#r + 1] = st
+  elseif op == 'D' then
+    redis.call('SET', KEYS[tonumber(ARGV[i+1])], 'd', 'PX', idTTL)
+    i = i + 2
+  elseif op == 'R' then
+    local k = KEYS[tonumber(ARGV[i+1])]
+    if redis.call('GET', k) == lease then
+      redis.call('DEL', k)
+    end
+    i = i + 2
+  else
+    return redis.error_reply('unknown operation ' .. tostring(op))
   end
 end
 return r
@@ -103,11 +272,14 @@ return r
 // NewRedis returns a store on client, which it owns from now on: Close closes it. The client can be standalone,
 // Sentinel (failover) or Cluster; its timeouts and retries bound every call, and it should set
 // ContextTimeoutEnabled so a caller's deadline also bounds the wait for a reply.
+//
+// The store finds out in the background whether the previous release's keys must be read (see Redis); until it
+// knows, it reads them.
 func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	lease := orDefault(opts.Lease, DefaultLease)
 	ttl := orDefault(opts.TTL, DefaultTTL)
+	idTTL := orDefault(opts.IDTTL, DefaultIDTTL)
 	owner := ownerOrRandom(opts.Owner)
-	leaseValue := leasePrefix + owner
 	g := groupPerKey
 	switch client.(type) {
 	case *redis.Client:
@@ -115,98 +287,173 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	case *redis.ClusterClient:
 		g = groupBySlot
 	}
-	return &Redis{
-		client:      client,
-		grouping:    g,
-		prefix:      opts.KeyPrefix,
-		owner:       owner,
-		leaseValue:  leaseValue,
-		leaseMillis: max(lease.Milliseconds(), 1),
-		ttlMillis:   max(ttl.Milliseconds(), 1),
+	ms := func(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
+	r := &Redis{
+		client:     client,
+		grouping:   g,
+		prefix:     opts.KeyPrefix,
+		owner:      owner,
+		ttl:        ttl,
+		leaseValue: leasePrefix + owner,
+		leaseMs:    ms(lease),
+		ttlMs:      ms(ttl),
+		idTTL:      ms(idTTL),
+		decided:    make(chan struct{}),
+		leased:     make(map[topicPartition][]string),
 	}
+	r.legacyUntil.Store(math.MaxInt64)
+	ctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	r.detector.Add(1)
+	go func() {
+		defer r.detector.Done()
+		r.detectFormat(ctx)
+	}()
+	return r
 }
 
 // Owner returns the name this store's leases carry.
 func (r *Redis) Owner() string { return r.owner }
 
-// Key returns the Redis key that holds id, for tools that inspect the store.
-func (r *Redis) Key(id string) string { return r.prefix + id }
+// IDKey returns the key that holds id's lease and mark, for tools that inspect the store.
+func (r *Redis) IDKey(id string) string { return r.prefix + idSpace + id }
 
-// Claim implements Store in one round trip (two when the server has lost its script cache). Repeats of an ID
-// inside one batch are not sent; they are answered as documented on Store.
-func (r *Redis) Claim(ctx context.Context, ids []string) ([]Status, error) {
-	return r.apply(ctx, "claiming", Ops{Claim: ids})
+// LegacyKey returns the key the previous release kept id's lease or mark in.
+func (r *Redis) LegacyKey(id string) string { return r.prefix + id }
+
+// PositionKey returns the key that holds m's position mark and the bit that stands for it.
+func (r *Redis) PositionKey(m Mark) (key string, bit int64) {
+	return r.partitionBase(&m) + ":" + strconv.FormatInt(int64(m.Epoch), 10) + ":" +
+		strconv.FormatInt(m.Offset/chunkOffsets, 10), m.Offset % chunkOffsets
 }
 
-// Complete implements Store in one round trip: the done mark replaces whatever the key held.
-func (r *Redis) Complete(ctx context.Context, ids []string) error {
-	_, err := r.apply(ctx, "completing", Ops{Complete: ids})
-	return err
+// PartitionLeaseKey returns the key of the lease on m's partition.
+func (r *Redis) PartitionLeaseKey(m Mark) string { return r.partitionBase(&m) + ":lease" }
+
+// partitionBase is the start of every key of m's partition: the prefix and the hash tag.
+func (r *Redis) partitionBase(m *Mark) string {
+	var b strings.Builder
+	b.Grow(len(r.prefix) + len(positionSpace) + 48)
+	b.WriteString(r.prefix)
+	b.WriteString(positionSpace)
+	b.WriteByte('{')
+	if m.TopicID == ([16]byte{}) {
+		// Topic names cannot contain '~', so this never reads as an ID.
+		b.WriteByte('~')
+		b.WriteString(m.Topic)
+	} else {
+		var h [32]byte
+		hex.Encode(h[:], m.TopicID[:])
+		b.Write(h[:])
+	}
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatInt(int64(m.Partition), 10))
+	b.WriteByte('}')
+	return b.String()
 }
 
-// Release implements Store in one round trip, compare-and-delete per key.
-func (r *Redis) Release(ctx context.Context, ids []string) error {
-	_, err := r.apply(ctx, "releasing", Ops{Release: ids})
-	return err
+// LegacyUntil waits until the store knows whether the previous release's keys are read and returns until when
+// (the zero time when they are not).
+func (r *Redis) LegacyUntil(ctx context.Context) (time.Time, error) {
+	select {
+	case <-r.decided:
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+	ms := r.legacyUntil.Load()
+	if ms == 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ms), nil
 }
 
-// Apply implements Store: all of ops goes in one script call on a standalone or Sentinel client, so a round
-// of work for many records costs the server one command and the client one round trip.
+// readLegacy reports whether a claim for id reads the previous release's key.
+func (r *Redis) readLegacy(id string, nowMs int64) bool {
+	return nowMs < r.legacyUntil.Load() && !strings.HasPrefix(id, idSpace) && !strings.HasPrefix(id, positionSpace)
+}
+
+// Apply implements Store.
 func (r *Redis) Apply(ctx context.Context, ops Ops) ([]Status, error) {
-	return r.apply(ctx, "applying", ops)
-}
-
-func (r *Redis) apply(ctx context.Context, action string, ops Ops) ([]Status, error) {
 	statuses := make([]Status, len(ops.Claim))
 	if ops.empty() {
 		return statuses, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", action, err)
+		return nil, fmt.Errorf("applying: %w", err)
 	}
 	firsts, later := repeats(ops.Claim)
-	nd, nr := len(ops.Complete), len(ops.Release)
-	keys := make([]string, 0, nd+nr+len(firsts))
-	for _, id := range ops.Complete {
-		keys = append(keys, r.prefix+id)
+	plan := r.plan(ops, firsts)
+	var err error
+	if r.grouping == groupAll {
+		err = r.runPlan(ctx, plan, plan.calls(r, 0))
+	} else {
+		err = r.applyCluster(ctx, plan)
 	}
-	for _, id := range ops.Release {
-		keys = append(keys, r.prefix+id)
-	}
-	for _, i := range firsts {
-		keys = append(keys, r.prefix+ops.Claim[i])
-	}
-	calls, err := r.evalGrouped(ctx, keys, nd, nr)
 	if err != nil {
-		return nil, wrapErr(ctx, action, err)
+		return nil, wrapErr(ctx, "applying", err)
 	}
-	claimStart := nd + nr
-	for _, c := range calls {
-		replies, err := c.cmd.Int64Slice()
-		if err != nil {
-			return nil, wrapErr(ctx, action, err)
-		}
-		claims := c.keys[c.claimFrom:]
-		if len(replies) != len(claims) {
-			return nil, fmt.Errorf("%s: script answered %d statuses for %d keys", action, len(replies), len(claims))
-		}
-		for j, n := range replies {
-			var st Status
-			switch n {
-			case 0:
-				st = Claimed
-			case 1:
-				st = Done
-			case 2:
-				st = Busy
-			default:
-				return nil, fmt.Errorf("%s: unexpected script reply %d", action, n)
-			}
-			statuses[firsts[claims[j]-claimStart]] = st
+	for k, i := range firsts {
+		statuses[i] = plan.claims[k].status()
+	}
+	if r.grouping != groupAll {
+		if err := r.releaseSurplus(ctx, plan, ops.Claim, firsts); err != nil {
+			return nil, wrapErr(ctx, "applying", err)
 		}
 	}
-	fillRepeats(statuses, later)
+	fillRepeats(ops.Claim, statuses, later)
 	return statuses, nil
+}
+
+// applyCluster runs a plan whose keys may live on several servers. Round one writes position marks and does
+// every part of a claim that takes an ID lease or reads the previous release's key; round two writes and drops
+// ID keys and checks the positions of records with IDs of their own. So a member that parks a record has marked
+// its position before it drops the ID lease, and a member that claims the record holds (or is refused) the ID
+// lease before it looks at the position: it cannot see the position unmarked and then take a lease dropped
+// after the mark. Rounds without work cost nothing; a round of records without IDs of their own is one round
+// trip.
+func (r *Redis) applyCluster(ctx context.Context, p *plan) error {
+	if err := r.runPlan(ctx, p, p.calls(r, 1)); err != nil {
+		return err
+	}
+	return r.runPlan(ctx, p, p.calls(r, 2))
+}
+
+// releaseSurplus drops ID leases that a split claim took although another part of it found the record done
+// (on a Cluster only: one script sees the whole claim elsewhere and takes no lease then).
+func (r *Redis) releaseSurplus(ctx context.Context, p *plan, claims []Mark, firsts []int) error {
+	var surplus []Mark
+	for k, i := range firsts {
+		if c := &p.claims[k]; c.tookIDLease() && c.status() != Claimed {
+			surplus = append(surplus, claims[i])
+		}
+	}
+	if len(surplus) == 0 {
+		return nil
+	}
+	release := r.plan(Ops{Release: surplus}, nil)
+	return r.runPlan(ctx, release, release.calls(r, 0))
+}
+
+// ReleasePartitions implements Store: a compare-and-delete of each lease this store took on those partitions.
+func (r *Redis) ReleasePartitions(ctx context.Context, partitions map[string][]int32) error {
+	var keys []string
+	r.leasedMu.Lock()
+	for topic, ps := range partitions {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			keys = append(keys, r.leased[tp]...)
+			delete(r.leased, tp)
+		}
+	}
+	r.leasedMu.Unlock()
+	if len(keys) == 0 {
+		return ctx.Err()
+	}
+	p := &plan{}
+	for _, k := range keys {
+		p.ops = append(p.ops, planOp{code: 'R', key: k, group: r.groupOf(k)})
+	}
+	return wrapErr(ctx, "releasing partitions", r.runPlan(ctx, p, p.calls(r, 0)))
 }
 
 // Ping implements Store.
@@ -216,111 +463,25 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Close implements Store by closing the client. Calling it again does nothing.
 func (r *Redis) Close() error {
+	r.stop()
+	r.detector.Wait()
 	if err := r.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		return fmt.Errorf("closing redis client: %w", err)
 	}
 	return nil
 }
 
-// scriptCall is one script invocation: the indexes (into the round's keys) of the keys it covers, in
-// ascending order so that its done marks, releases and claims keep that order, and its command. Its keys from
-// claimFrom on are claims; before that, releases start at releaseFrom.
-type scriptCall struct {
-	keys        []int
-	releaseFrom int
-	claimFrom   int
-	cmd         *redis.Cmd
-}
-
-// evalGrouped runs applyScript over keys (nd done marks, then nr releases, then claims) in one pipeline, one
-// call per group the client allows (see grouping), and returns the calls with their replies or errors. The
-// script is sent by digest; when the server answers NOSCRIPT (after a restart, a failover or SCRIPT FLUSH), it
-// is loaded (on every shard of a cluster) and only the refused calls are sent again, once. The returned error
-// is set only when the pipeline as a whole or loading the script fails.
-func (r *Redis) evalGrouped(ctx context.Context, keys []string, nd, nr int) ([]scriptCall, error) {
-	calls := r.group(keys)
-	hash := applyScript.Hash()
-	for i := range calls {
-		c := &calls[i]
-		c.releaseFrom = sort.SearchInts(c.keys, nd)
-		c.claimFrom = sort.SearchInts(c.keys, nd+nr)
-	}
-	send := func(calls []*scriptCall) error {
-		pipe := r.client.Pipeline()
-		for _, c := range calls {
-			callKeys := keys // the common case: one call for the whole round
-			if len(c.keys) != len(keys) {
-				callKeys = make([]string, len(c.keys))
-				for j, i := range c.keys {
-					callKeys[j] = keys[i]
-				}
-			}
-			c.cmd = pipe.EvalSha(ctx, hash, callKeys, c.releaseFrom, c.claimFrom-c.releaseFrom,
-				r.leaseValue, r.leaseMillis, r.ttlMillis)
-		}
-		return execPipeline(ctx, pipe)
-	}
-
-	all := make([]*scriptCall, len(calls))
-	for i := range calls {
-		all[i] = &calls[i]
-	}
-	if err := send(all); err != nil {
-		return nil, err
-	}
-	var missing []*scriptCall
-	for _, c := range all {
-		if redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
-			missing = append(missing, c)
+// remember notes a partition lease key this store may take, for ReleasePartitions.
+func (r *Redis) remember(m *Mark, key string) {
+	tp := topicPartition{m.Topic, m.Partition}
+	r.leasedMu.Lock()
+	defer r.leasedMu.Unlock()
+	for _, k := range r.leased[tp] {
+		if k == key {
+			return
 		}
 	}
-	if len(missing) == 0 {
-		return calls, nil
-	}
-	if err := applyScript.Load(ctx, r.client).Err(); err != nil {
-		return nil, fmt.Errorf("loading script: %w", err)
-	}
-	if err := send(missing); err != nil {
-		return nil, err
-	}
-	return calls, nil
-}
-
-// group splits key indexes into script calls the client can serve, each at most maxKeysPerCall keys, with the
-// indexes of each call ascending.
-func (r *Redis) group(keys []string) []scriptCall {
-	switch r.grouping {
-	case groupAll:
-		calls := make([]scriptCall, 0, (len(keys)+maxKeysPerCall-1)/maxKeysPerCall)
-		for lo := 0; lo < len(keys); lo += maxKeysPerCall {
-			hi := min(lo+maxKeysPerCall, len(keys))
-			idx := make([]int, hi-lo)
-			for j := range idx {
-				idx[j] = lo + j
-			}
-			calls = append(calls, scriptCall{keys: idx})
-		}
-		return calls
-	case groupBySlot:
-		bySlot := make(map[uint16]int, len(keys)) // slot -> index in calls of its open call
-		calls := make([]scriptCall, 0, len(keys))
-		for i, k := range keys {
-			s := hashSlot(k)
-			if ci, ok := bySlot[s]; ok && len(calls[ci].keys) < maxKeysPerCall {
-				calls[ci].keys = append(calls[ci].keys, i)
-				continue
-			}
-			bySlot[s] = len(calls)
-			calls = append(calls, scriptCall{keys: []int{i}})
-		}
-		return calls
-	default:
-		calls := make([]scriptCall, len(keys))
-		for i := range keys {
-			calls[i] = scriptCall{keys: []int{i}}
-		}
-		return calls
-	}
+	r.leased[tp] = append(r.leased[tp], key)
 }
 
 // execPipeline sends the pipeline and returns an error only when the pipeline as a whole failed. Replies,

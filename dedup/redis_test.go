@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"strings"
 	"sync"
@@ -36,6 +37,23 @@ func redisBackends(t *testing.T) []redisBackend {
 	}
 }
 
+// msgs returns records with the IDs of their own ids, each at an offset derived from its ID, so distinct IDs
+// are distinct records.
+func msgs(ids ...string) []dedup.Mark {
+	ms := make([]dedup.Mark, len(ids))
+	for i, id := range ids {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(id))
+		ms[i] = msg(id, int64(h.Sum64()>>2))
+	}
+	return ms
+}
+
+// applyErr keeps the error of an Apply that claims nothing.
+func applyErr(_ []dedup.Status, err error) error { return err }
+
+// TestRedisKeyLayout checks the keys a store writes, their values and expiries: what operators see and what
+// the sizing figures assume.
 func TestRedisKeyLayout(t *testing.T) {
 	for _, be := range redisBackends(t) {
 		t.Run(be.name, func(t *testing.T) {
@@ -43,32 +61,94 @@ func TestRedisKeyLayout(t *testing.T) {
 			client := be.client(t)
 			s := dedup.NewRedis(client, dedup.RedisOptions{
 				KeyPrefix: "kafka-sidecar:grp:", Owner: "pod-0", Lease: 40 * time.Second, TTL: 168 * time.Hour,
+				IDTTL: 24 * time.Hour,
 			})
-			id := "orders/3/\x00\xff"
-			key := "kafka-sidecar:grp:" + id
-			if got := s.Key(id); got != key {
-				t.Fatalf("Key(%q) = %q, want %q", id, got, key)
+			defer s.Close()
+			topicID := [16]byte{0xab, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xcd}
+			own := dedup.Mark{TopicID: topicID, Topic: "orders", Partition: 3, Epoch: 7, Offset: 2*dedup.ChunkOffsets + 9,
+				ID: "m-\x00\xff", OwnID: true}
+			plain := dedup.Mark{TopicID: topicID, Topic: "orders", Partition: 3, Epoch: 7, Offset: 10,
+				ID: "orders/3/10"}
+			byName := plain
+			byName.TopicID = [16]byte{}
+			const partition = "kafka-sidecar:grp:p:{ab0102030405060708090a0b0c0d0ecd:3}"
+			for _, k := range []struct{ got, want string }{
+				{s.IDKey(own.ID), "kafka-sidecar:grp:i:m-\x00\xff"},
+				{s.LegacyKey(own.ID), "kafka-sidecar:grp:m-\x00\xff"},
+				{s.PartitionLeaseKey(plain), partition + ":lease"},
+				{s.PartitionLeaseKey(byName), "kafka-sidecar:grp:p:{~orders:3}:lease"},
+			} {
+				if k.got != k.want {
+					t.Fatalf("key %q, want %q", k.got, k.want)
+				}
+			}
+			posKey, bit := s.PositionKey(own)
+			if posKey != partition+":7:2" || bit != 9 {
+				t.Fatalf("PositionKey = %q, %d; want %q, 9", posKey, bit, partition+":7:2")
 			}
 
-			for _, step := range []struct {
-				name      string
-				do        func() error
-				wantValue string
-				wantTTL   time.Duration
-			}{
-				{"claim", func() error { _, err := s.Claim(ctx, []string{id}); return err }, "Lpod-0", 40 * time.Second},
-				{"complete", func() error { return s.Complete(ctx, []string{id}) }, "D", 168 * time.Hour},
-			} {
-				if err := step.do(); err != nil {
-					t.Fatalf("%s: %v", step.name, err)
+			check := func(step, key, want string, ttl time.Duration) {
+				t.Helper()
+				if got, err := client.Get(ctx, key).Result(); err != nil || got != want {
+					t.Fatalf("after %s: GET %q = %q, %v; want %q", step, key, got, err, want)
 				}
-				if got, err := client.Get(ctx, key).Result(); err != nil || got != step.wantValue {
-					t.Fatalf("after %s: GET %q = %q, %v; want %q", step.name, key, got, err, step.wantValue)
+				got, err := client.PTTL(ctx, key).Result()
+				if err != nil || got <= ttl-5*time.Second || got > ttl {
+					t.Fatalf("after %s: PTTL %q = %v, %v; want just under %v", step, key, got, err, ttl)
 				}
-				ttl, err := client.PTTL(ctx, key).Result()
-				if err != nil || ttl <= step.wantTTL-5*time.Second || ttl > step.wantTTL {
-					t.Fatalf("after %s: PTTL = %v, %v; want just under %v", step.name, ttl, err, step.wantTTL)
+			}
+			if _, err := s.Apply(ctx, dedup.Ops{Claim: []dedup.Mark{own, plain}}); err != nil {
+				t.Fatal(err)
+			}
+			check("claim", s.IDKey(own.ID), "Lpod-0", 40*time.Second)
+			check("claim", s.PartitionLeaseKey(plain), "Lpod-0", 40*time.Second)
+			if n, _ := client.Exists(ctx, posKey).Result(); n != 0 {
+				t.Fatal("a claim wrote a position key")
+			}
+			if _, err := s.Apply(ctx, dedup.Ops{Complete: []dedup.Mark{own, plain}}); err != nil {
+				t.Fatal(err)
+			}
+			check("complete", s.IDKey(own.ID), "d", 24*time.Hour)
+			for _, m := range []dedup.Mark{own, plain} {
+				key, bit := s.PositionKey(m)
+				if got, err := client.GetBit(ctx, key, bit).Result(); err != nil || got != 1 {
+					t.Fatalf("after complete: GETBIT %q %d = %d, %v; want 1", key, bit, got, err)
 				}
+				// Created at full length at once: no growth, no slack.
+				if n, err := client.StrLen(ctx, key).Result(); err != nil || n != 8186 {
+					t.Fatalf("STRLEN %q = %d, %v; want 8186", key, n, err)
+				}
+				if got, err := client.PTTL(ctx, key).Result(); err != nil || got <= 168*time.Hour-5*time.Second {
+					t.Fatalf("PTTL %q = %v, %v; want just under 168h", key, got, err)
+				}
+			}
+			// The completed record's partition lease stays until the partition is given up.
+			check("complete", s.PartitionLeaseKey(plain), "Lpod-0", 40*time.Second)
+			if err := s.ReleasePartitions(ctx, map[string][]int32{"orders": {3}}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := client.Exists(ctx, s.PartitionLeaseKey(plain)).Result(); n != 0 {
+				t.Fatal("ReleasePartitions left the partition lease")
+			}
+			// A fresh Redis: the previous layout is not read, and the decision is kept.
+			until, err := s.LegacyUntil(ctx)
+			if err != nil || !until.IsZero() {
+				t.Fatalf("LegacyUntil on a fresh Redis = %v, %v; want zero", until, err)
+			}
+			if got, err := client.Get(ctx, "kafka-sidecar:grp:p:format").Result(); err != nil || got != "0" {
+				t.Fatalf("GET p:format = %q, %v; want 0", got, err)
+			}
+			// Park marks the position and drops the lease, nothing else.
+			parked := own
+			parked.ID, parked.Offset = "parked", 11
+			if _, err := s.Apply(ctx, dedup.Ops{Claim: []dedup.Mark{parked}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Apply(ctx, dedup.Ops{Park: []dedup.Mark{parked}}); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := client.Exists(ctx, s.IDKey("parked")).Result(); n != 0 {
+				t.Fatal("Park left the ID key")
 			}
 		})
 	}
@@ -88,17 +168,22 @@ func TestRedisDefaults(t *testing.T) {
 	if other.Owner() == s.Owner() {
 		t.Fatal("two stores without an owner got the same random owner")
 	}
-	if _, err := s.Claim(ctx, []string{"x"}); err != nil {
+	x := msg("x", 5)
+	if _, err := s.Apply(ctx, dedup.Ops{Claim: []dedup.Mark{x}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mr.TTL("x"); got != dedup.DefaultLease {
+	if got := mr.TTL(s.IDKey("x")); got != dedup.DefaultLease {
 		t.Fatalf("lease TTL = %v, want DefaultLease %v", got, dedup.DefaultLease)
 	}
-	if err := s.Complete(ctx, []string{"x"}); err != nil {
+	if _, err := s.Apply(ctx, dedup.Ops{Complete: []dedup.Mark{x}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mr.TTL("x"); got != dedup.DefaultTTL {
-		t.Fatalf("done TTL = %v, want DefaultTTL %v", got, dedup.DefaultTTL)
+	if got := mr.TTL(s.IDKey("x")); got != dedup.DefaultIDTTL {
+		t.Fatalf("ID mark TTL = %v, want DefaultIDTTL %v", got, dedup.DefaultIDTTL)
+	}
+	key, _ := s.PositionKey(x)
+	if got := mr.TTL(key); got != dedup.DefaultTTL {
+		t.Fatalf("position mark TTL = %v, want DefaultTTL %v", got, dedup.DefaultTTL)
 	}
 }
 
@@ -113,7 +198,7 @@ func TestRedisReloadsFlushedScripts(t *testing.T) {
 				func() error { return client.ScriptFlush(ctx).Err() },
 				func() error { return claimWant(ctx, a, "x", dedup.Claimed) },
 				func() error { return client.ScriptFlush(ctx).Err() },
-				func() error { return a.Release(ctx, []string{"x", "y"}) },
+				func() error { return applyErr(a.Apply(ctx, dedup.Ops{Release: msgs("x", "y")})) },
 				func() error { return claimWant(ctx, a, "x", dedup.Claimed) },
 			} {
 				if err := step(); err != nil {
@@ -125,7 +210,7 @@ func TestRedisReloadsFlushedScripts(t *testing.T) {
 }
 
 func claimWant(ctx context.Context, s dedup.Store, id string, want dedup.Status) error {
-	got, err := s.Claim(ctx, []string{id})
+	got, err := s.Apply(ctx, dedup.Ops{Claim: msgs(id)})
 	if err != nil {
 		return err
 	}
@@ -178,9 +263,9 @@ func TestRedisErrorClasses(t *testing.T) {
 				name string
 				call func() error
 			}{
-				{"Claim", func() error { _, err := s.Claim(ctx, []string{"x", "y"}); return err }},
-				{"Complete", func() error { return s.Complete(ctx, []string{"x"}) }},
-				{"Release", func() error { return s.Release(ctx, []string{"x"}) }},
+				{"Claim", func() error { _, err := s.Apply(ctx, dedup.Ops{Claim: msgs("x", "y")}); return err }},
+				{"Complete", func() error { return applyErr(s.Apply(ctx, dedup.Ops{Complete: msgs("x")})) }},
+				{"Release", func() error { return applyErr(s.Apply(ctx, dedup.Ops{Release: msgs("x")})) }},
 				{"Ping", func() error { return s.Ping(ctx) }},
 			} {
 				err := op.call()
@@ -233,7 +318,7 @@ func TestRedisAuthenticationFailures(t *testing.T) {
 			opts.MaxRetries = -1
 			s := dedup.NewRedis(redis.NewClient(opts), dedup.RedisOptions{KeyPrefix: "p:", Owner: "a"})
 			defer s.Close()
-			_, err := s.Claim(ctx, []string{"x"})
+			_, err := s.Apply(ctx, dedup.Ops{Claim: msgs("x")})
 			if !errors.Is(err, dedup.ErrAuth) {
 				t.Fatalf("Claim = %v, want ErrAuth", err)
 			}
@@ -285,7 +370,7 @@ func TestRedisTLSFailuresAreAuth(t *testing.T) {
 			opts.MaxRetries, opts.DialerRetries = -1, 1
 			s := dedup.NewRedis(redis.NewClient(opts), dedup.RedisOptions{KeyPrefix: "p:", Owner: "a"})
 			defer s.Close()
-			_, err := s.Claim(context.Background(), []string{"x"})
+			_, err := s.Apply(context.Background(), dedup.Ops{Claim: msgs("x")})
 			if !errors.Is(err, dedup.ErrAuth) || errors.Is(err, dedup.ErrUnavailable) {
 				t.Fatalf("Claim = %v, want ErrAuth and not ErrUnavailable", err)
 			}
@@ -312,9 +397,9 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 		name string
 		call func() error
 	}{
-		{"Claim", func() error { _, err := s.Claim(ctx, []string{"during"}); return err }},
-		{"Complete", func() error { return s.Complete(ctx, []string{"during"}) }},
-		{"Release", func() error { return s.Release(ctx, []string{"during"}) }},
+		{"Claim", func() error { _, err := s.Apply(ctx, dedup.Ops{Claim: msgs("during")}); return err }},
+		{"Complete", func() error { return applyErr(s.Apply(ctx, dedup.Ops{Complete: msgs("during")})) }},
+		{"Release", func() error { return applyErr(s.Apply(ctx, dedup.Ops{Release: msgs("during")})) }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 	} {
 		start := time.Now()
@@ -349,7 +434,7 @@ func TestRedisNothingListening(t *testing.T) {
 	opts.MaxRetries, opts.DialerRetries = -1, 1
 	s := dedup.NewRedis(redis.NewClient(opts), dedup.RedisOptions{})
 	defer s.Close()
-	_, err := s.Claim(context.Background(), []string{"x"})
+	_, err := s.Apply(context.Background(), dedup.Ops{Claim: msgs("x")})
 	if !errors.Is(err, dedup.ErrUnavailable) {
 		t.Fatalf("Claim with nothing listening = %v, want ErrUnavailable", err)
 	}
@@ -393,7 +478,7 @@ func TestRedisCallerDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = s.Claim(ctx, []string{"x"})
+	_, err = s.Apply(ctx, dedup.Ops{Claim: msgs("x")})
 	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, dedup.ErrUnavailable) {
 		t.Fatalf("Claim past the caller's deadline = %v, want only context.DeadlineExceeded", err)
 	}

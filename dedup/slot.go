@@ -5,12 +5,19 @@ import "strings"
 // hashSlot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of the key, or of its hash tag (the part
 // between the first '{' and the next '}', when not empty), modulo 16384.
 func hashSlot(key string) uint16 {
+	return crc16(hashTag(key)) & 16383
+}
+
+// hashTag returns the part of key that decides where it is stored: its hash tag (the part between the first
+// '{' and the next '}', when not empty), else the whole key. Redis Cluster and go-redis's Ring both place keys
+// by it.
+func hashTag(key string) string {
 	if open := strings.IndexByte(key, '{'); open >= 0 {
 		if end := strings.IndexByte(key[open+1:], '}'); end > 0 {
-			key = key[open+1 : open+1+end]
+			return key[open+1 : open+1+end]
 		}
 	}
-	return crc16(key) & 16383
+	return key
 }
 
 // crc16 is CRC-16/XMODEM (polynomial 0x1021, initial value 0), the checksum Redis Cluster uses for slots.

@@ -230,12 +230,12 @@ func (p *Pipeline) claim(ctx context.Context, set []*record) []*record {
 	if err := p.gate.Wait(ctx); err != nil {
 		return p.interrupted(set)
 	}
-	ids := make([]string, len(set))
+	marks := make([]dedup.Mark, len(set))
 	for k, r := range set {
-		ids[k] = r.m.id
+		marks[k] = r.m.mark
 	}
 	end := p.traceDedup(set, "claim")
-	statuses, err := p.dedup.ClaimMany(ctx, ids)
+	statuses, err := p.dedup.ClaimMany(ctx, marks)
 	end(err)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -332,7 +332,8 @@ func (p *Pipeline) deliverSet(ctx context.Context, set []*record) []*record {
 }
 
 // park copies a record to the retry tier or dead-letter topic of its decision, waits for the broker's ack,
-// and releases the lease so the copy can be delivered later (by whichever member consumes it).
+// and marks the record's position done, which drops its lease, so the copy can be delivered later (by
+// whichever member consumes it) while the record itself is never delivered again.
 func (p *Pipeline) park(r *record) {
 	m := &r.m
 	prov := m.prov
@@ -357,11 +358,12 @@ func (p *Pipeline) park(r *record) {
 	end := p.tracer.Produce(r.traced, copyRec)
 	err := p.send.Send(r.job.Ctx, copyRec)
 	end(err)
-	p.release(r)
 	if err != nil {
+		p.release(r)
 		p.finish([]*record{r}, fmt.Errorf("parking %s in %s: %w", m.id, topic, err))
 		return
 	}
+	p.markParked(r)
 	p.m.Record(m.source, outcome)
 	if r.decision.Action == retry.ToTier {
 		p.m.Retried(r.decision.Tier)
@@ -374,25 +376,49 @@ func (p *Pipeline) park(r *record) {
 	p.finish([]*record{r}, nil)
 }
 
+// markParked writes the position mark of a parked record, waiting out store outages while its job lives: the
+// record is done (its copy is acknowledged) whatever happens here; the mark keeps a redelivery of the record
+// (after an offset loss) from being parked a second time.
+func (p *Pipeline) markParked(r *record) {
+	r.claimed = false
+	ctx := r.job.Ctx
+	for {
+		err := p.dedup.Park(ctx, r.m.mark)
+		if err == nil {
+			p.dedupBackoff.reset()
+			return
+		}
+		if ctx.Err() != nil || p.closedStore(err) {
+			p.log.Warn("position mark of a parked record not written before shutdown; its lease expires by itself",
+				append(p.fields(&r.m), zap.Error(err))...)
+			return
+		}
+		p.storeFailed(err, &r.m)
+		if p.gate.Wait(ctx) != nil {
+			return
+		}
+	}
+}
+
 // complete writes the done marks of delivered records and reports them once the marks are written. No
 // goroutine waits for that: the store calls back, and the marks of records that finish at the same time share
 // a round trip. The records were delivered, so they are done whatever happens to the marks; the marks are
 // what keep a redelivery (after an offset loss) from reaching the app, so a store outage is waited out, on a
 // goroutine of its own, while any of the records' jobs lives.
 func (p *Pipeline) complete(set []*record) {
-	c := &completion{p: p, set: set, ids: make([]string, len(set))}
+	c := &completion{p: p, set: set, marks: make([]dedup.Mark, len(set))}
 	for k, r := range set {
 		r.outcome = metrics.OutcomeDelivered
-		c.ids[k] = r.m.id
+		c.marks[k] = r.m.mark
 	}
-	p.dedup.CompleteManyThen(c.ids, c.marksWritten)
+	p.dedup.CompleteManyThen(c.marks, c.marksWritten)
 }
 
 // completion is a set waiting for its done marks.
 type completion struct {
-	p   *Pipeline
-	set []*record
-	ids []string
+	p     *Pipeline
+	set   []*record
+	marks []dedup.Mark
 }
 
 // marksWritten is the store's answer to the done marks of a set; it runs on the goroutine making store calls,
@@ -413,19 +439,19 @@ func (c *completion) marksWritten(err error) {
 func (p *Pipeline) completeWaiting(set []*record) {
 	_, all, stopCtx := jobContexts(set)
 	defer stopCtx()
-	ids := make([]string, len(set))
+	marks := make([]dedup.Mark, len(set))
 	for k, r := range set {
-		ids[k] = r.m.id
+		marks[k] = r.m.mark
 	}
 	for {
-		err := p.dedup.CompleteMany(all, ids)
+		err := p.dedup.CompleteMany(all, marks)
 		if err == nil {
 			p.dedupBackoff.reset()
 			break
 		}
 		if all.Err() != nil || p.closedStore(err) {
 			p.log.Warn("done marks not written before shutdown; a redelivery of these IDs would not be suppressed",
-				append(p.fields(&set[0].m), zap.Int("records", len(ids)), zap.Error(err))...)
+				append(p.fields(&set[0].m), zap.Int("records", len(marks)), zap.Error(err))...)
 			break
 		}
 		p.storeFailed(err, &set[0].m)

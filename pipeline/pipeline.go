@@ -22,12 +22,15 @@ import (
 // Deduper is the pipeline's view of the dedup store. dedup.Coalescer implements it: it gathers the calls made
 // for many records at once into shared round trips, so the engine makes a call per set of records.
 type Deduper interface {
-	ClaimMany(ctx context.Context, ids []string) ([]dedup.Status, error)
-	CompleteMany(ctx context.Context, ids []string) error
-	Release(ctx context.Context, id string) error
+	ClaimMany(ctx context.Context, marks []dedup.Mark) ([]dedup.Status, error)
+	CompleteMany(ctx context.Context, marks []dedup.Mark) error
+	// Park marks a record whose copy a retry or dead-letter topic acknowledged (its position only: the copy
+	// carries the ID) and drops its lease.
+	Park(ctx context.Context, m dedup.Mark) error
+	Release(ctx context.Context, m dedup.Mark) error
 	// CompleteManyThen writes done marks and calls then with the outcome, quickly, from the goroutine that
 	// made the store call.
-	CompleteManyThen(ids []string, then func(error))
+	CompleteManyThen(marks []dedup.Mark, then func(error))
 }
 
 // Sender writes a copy to a retry or dead-letter topic and returns nil only after the broker acknowledged it
@@ -154,6 +157,8 @@ type message struct {
 	provenanced bool
 	// ownID is true when the ID is the record's own (IDHeader, or Options.MessageID), not its position.
 	ownID bool
+	// mark names the record for the dedup store.
+	mark dedup.Mark
 }
 
 // NotBefore returns the time a retry record may be offered again; zero for source records. A malformed
@@ -166,7 +171,7 @@ func (p *Pipeline) NotBefore(rec *kgo.Record) time.Time {
 }
 
 // decode works out the message ID and provenance of rec.
-func (p *Pipeline) decode(rec *kgo.Record) message {
+func (p *Pipeline) decode(rec *kgo.Record, topicID [16]byte) message {
 	m := message{rec: rec, source: rec.Topic}
 	if t, ok := p.opts.RetryTopics[rec.Topic]; ok {
 		m.source, m.tier = t.Source, t.Tier
@@ -215,6 +220,10 @@ func (p *Pipeline) decode(rec *kgo.Record) message {
 	// A copy carries the ID it was given at first, so what it is (its own or its position) is told by its form.
 	m.ownID = m.id != position
 	m.prov.ID = m.id
+	// A copy or a replayed dead letter is claimed and marked by its ID too, even one that is the original's
+	// position: that ID names another record, so only an ID mark recognises the message in a second copy.
+	m.mark = dedup.Mark{TopicID: topicID, Topic: rec.Topic, Partition: rec.Partition, Epoch: rec.LeaderEpoch,
+		Offset: rec.Offset, ID: m.id, OwnID: m.ownID || m.provenanced}
 	return m
 }
 
@@ -235,7 +244,7 @@ func (p *Pipeline) ProcessBatch(jobs []consumer.Job, report consumer.Report) {
 	for i, j := range jobs {
 		r := &recs[i]
 		r.job, r.idx, r.report = j, i, report
-		r.m = p.decode(j.Rec)
+		r.m = p.decode(j.Rec, j.TopicID)
 		r.traced, r.endSpan = p.tracer.Consume(j.Ctx, j.Rec, r.m.id)
 		if r.m.tier > 0 {
 			if nb := p.NotBefore(j.Rec); !nb.IsZero() {
@@ -323,7 +332,7 @@ func (p *Pipeline) release(r *record) {
 	r.claimed = false
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := p.dedup.Release(ctx, r.m.id); err != nil && !errors.Is(err, context.Canceled) {
+	if err := p.dedup.Release(ctx, r.m.mark); err != nil && !errors.Is(err, context.Canceled) {
 		p.m.DedupError()
 		p.log.Warn("lease not released; it expires by itself", append(p.fields(&r.m), zap.Error(err))...)
 	}

@@ -113,7 +113,7 @@ func TestProcessBatchRoutesEachRecord(t *testing.T) {
 	opts.MaxRecordBytes = 64
 	p, store := newBatchPipeline(t, app, lot, opts)
 	ctx := context.Background()
-	if err := store.Complete(ctx, []string{"seen"}); err != nil {
+	if err := completeIDs(ctx, store, "seen"); err != nil {
 		t.Fatal(err)
 	}
 	big := sourceRecord("big", 9)
@@ -152,7 +152,7 @@ func TestProcessBatchRoutesEachRecord(t *testing.T) {
 	if fmt.Sprint(parked) != fmt.Sprint(want) {
 		t.Fatalf("parked %v, want %v", parked, want)
 	}
-	st, err := store.Claim(ctx, []string{"fine", "flaky", "busy", "twice", "refused"})
+	st, err := claimIDs(ctx, store, "fine", "flaky", "busy", "twice", "refused")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestProcessBatchEndedJobContext(t *testing.T) {
 		t.Fatalf("the revoked job reported %v, want context.Canceled", errs[1])
 	}
 	other := store.Shared(dedup.MemoryOptions{Owner: "other"})
-	st, err := other.Claim(context.Background(), []string{"kept", "dropped", "kept-too"})
+	st, err := claimIDs(context.Background(), other, "kept", "dropped", "kept-too")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestProcessBatchSingleMode(t *testing.T) {
 	report := func(err error, idx ...int) {
 		for _, i := range idx {
 			id := fmt.Sprint("id-", i)
-			if st, cerr := store.Claim(context.Background(), []string{id}); err == nil && (cerr != nil || st[0] != dedup.Done) {
+			if st, cerr := claimIDs(context.Background(), store, id); err == nil && (cerr != nil || st[0] != dedup.Done) {
 				mu.Lock()
 				notDone = append(notDone, id)
 				mu.Unlock()

@@ -113,7 +113,6 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	if s.store, err = s.openStore(ctx); err != nil {
 		return nil, err
 	}
-	s.coal = dedup.NewCoalescer(s.store, 256)
 
 	pkOpts := append(append([]kgo.Opt{}, kopts...), dlq.ProducerOpts()...)
 	if s.producer, err = kgo.NewClient(pkOpts...); err != nil {
@@ -155,6 +154,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		func(t string) bool { _, ok := retryTopics[t]; return ok },
 	)
 	s.metrics.BuildInfo(Version, runtime.Version())
+	s.coal = dedup.NewCoalescer(s.store, 256, dedup.ObserveMarks(s.metrics))
 	s.gate = pipeline.NewGate(func(reason string, paused bool) {
 		s.metrics.Paused(reason, paused)
 		s.events.paused(reason, paused)
@@ -224,6 +224,11 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		Fatal:              connect.IsAuthError,
 		Logger:             rateLimited(log.Named("consumer")),
 		OnCommit:           s.metrics.Commit,
+		Released: func(ctx context.Context, partitions map[string][]int32) {
+			if err := s.coal.ReleasePartitions(ctx, partitions); err != nil {
+				log.Warn("dedup partition leases not released; they expire by themselves", zap.Error(err))
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -306,7 +311,8 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 		return dedup.Off(), nil
 	case config.DedupMemory:
 		s.log.Warn("SIDECAR_DEDUP=memory: duplicates are suppressed only within this process")
-		return dedup.NewMemory(dedup.MemoryOptions{Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL}), nil
+		return dedup.NewMemory(dedup.MemoryOptions{Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL,
+			IDTTL: s.cfg.DedupIDTTL, MaxBytes: s.cfg.DedupMemoryBytes}), nil
 	}
 	rc, err := connect.Redis(s.cfg)
 	if err != nil {
@@ -323,7 +329,8 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 		// An outage at start is waited out like any other: delivery stays paused until Redis answers.
 		s.log.Warn("redis not reachable yet; delivery waits for it", zap.String("error", connect.RedactSecrets(s.cfg, err.Error())))
 	}
-	return dedup.NewRedis(rc, dedup.RedisOptions{KeyPrefix: prefix, Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL}), nil
+	return dedup.NewRedis(rc, dedup.RedisOptions{KeyPrefix: prefix, Owner: owner, Lease: lease, TTL: s.cfg.DedupTTL,
+		IDTTL: s.cfg.DedupIDTTL}), nil
 }
 
 // Doctor runs the durability audit with the sidecar's own clients.

@@ -3,9 +3,9 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,11 +14,14 @@ import (
 	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 )
 
-// Lease and TTL are the durations every store under test must be built with. They are short enough for a
-// real-time run to finish in seconds and long enough that a busy machine does not expire a lease mid-check.
+// Lease, TTL and IDTTL are the durations every store under test must be built with (TTL for position marks,
+// IDTTL for ID marks). They are short enough for a real-time run to finish in seconds and long enough that a
+// busy machine does not expire a lease mid-check; each is at least a second from the others, so expiries are
+// told apart.
 const (
 	Lease = time.Second
-	TTL   = 2 * time.Second
+	IDTTL = 2 * time.Second
+	TTL   = 3 * time.Second
 )
 
 // Clock is implemented by a store under test whose clock the suite can move. Advance moves time forward by d
@@ -33,10 +36,10 @@ const expiryBound = 5 * time.Second
 // earlyTolerance absorbs the millisecond rounding of Redis expiries when checking nothing expired early.
 const earlyTolerance = 5 * time.Millisecond
 
-// Run runs the contract suite. newStore builds a store with the given owner, Lease and TTL; stores it builds
-// within one (sub)test must share one backend, and may share it across tests too, since every test uses its
-// own IDs. Stores are closed by the factory's cleanup; the suite closes one itself only to test Close, so Close
-// must tolerate being called twice. Subtests run in parallel.
+// Run runs the contract suite. newStore builds a store with the given owner, Lease, TTL and IDTTL; stores it
+// builds within one (sub)test must share one backend, and may share it across tests too, since every test uses
+// its own topic identity and IDs. Stores are closed by the factory's cleanup; the suite closes one itself only
+// to test Close, so Close must tolerate being called twice. Subtests run in parallel.
 func Run(t *testing.T, newStore func(t *testing.T, owner string) dedup.Store) {
 	run := randomToken()
 	for _, tc := range []struct {
@@ -44,13 +47,21 @@ func Run(t *testing.T, newStore func(t *testing.T, owner string) dedup.Store) {
 		fn   func(*testing.T, *env)
 	}{
 		{"ClaimCompleteDone", testClaimCompleteDone},
-		{"BusyAcrossOwners", testBusyAcrossOwners},
+		{"BusyAcrossOwnersByID", testBusyAcrossOwnersByID},
+		{"BusyAcrossOwnersByPartition", testBusyAcrossOwnersByPartition},
 		{"OwnLeaseReclaim", testOwnLeaseReclaim},
 		{"OwnLeaseReclaimExtends", testOwnLeaseReclaimExtends},
 		{"ReleaseCompareAndDelete", testReleaseCompareAndDelete},
+		{"ReleasePartitions", testReleasePartitions},
 		{"LeaseExpiry", testLeaseExpiry},
-		{"DoneMarkOutlivesLease", testDoneMarkOutlivesLease},
-		{"DoneMarkTTL", testDoneMarkTTL},
+		{"PartitionLeaseExpiry", testPartitionLeaseExpiry},
+		{"MarksOutliveLease", testMarksOutliveLease},
+		{"IDMarkTTL", testIDMarkTTL},
+		{"PositionMarkTTL", testPositionMarkTTL},
+		{"ParkMarksPositionOnly", testParkMarksPositionOnly},
+		{"SameIDOtherOffset", testSameIDOtherOffset},
+		{"PositionIdentity", testPositionIdentity},
+		{"ChunkBoundaries", testChunkBoundaries},
 		{"RepeatsInBatch", testRepeatsInBatch},
 		{"ResultsInOrder", testResultsInOrder},
 		{"BinaryIDs", testBinaryIDs},
@@ -62,7 +73,9 @@ func Run(t *testing.T, newStore func(t *testing.T, owner string) dedup.Store) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := &env{t: t, newStore: newStore, prefix: run + "/" + tc.name + "/", virtual: time.Now()}
+			e := &env{t: t, newStore: newStore, prefix: run + "/" + tc.name + "/", virtual: time.Now(),
+				offsets: map[string]int64{}}
+			_, _ = rand.Read(e.topicID[:])
 			e.a = e.store("owner-a")
 			e.b = e.store("owner-b")
 			tc.fn(t, e)
@@ -70,15 +83,19 @@ func Run(t *testing.T, newStore func(t *testing.T, owner string) dedup.Store) {
 	}
 }
 
-// env is one subtest's view: two owners on one backend and IDs private to the subtest.
+// env is one subtest's view: two owners on one backend, and a topic identity and IDs private to the subtest.
 type env struct {
 	t        *testing.T
 	newStore func(t *testing.T, owner string) dedup.Store
 	prefix   string
+	topicID  [16]byte
 	a, b     dedup.Store
 	// virtual is the suite's reading of a Clock store's time: it starts at the real time and moves only by
 	// advance, so marks taken with now are comparable in both modes.
 	virtual time.Time
+	// offsets gives each record name its own offset, in order of first use.
+	mu      sync.Mutex
+	offsets map[string]int64
 }
 
 // now returns the store's current time as the suite sees it: virtual with a Clock, else the real time.
@@ -98,6 +115,37 @@ func (e *env) store(owner string) dedup.Store {
 	return s
 }
 
+// offset returns the offset of the record called name in partition 0.
+func (e *env) offset(name string) int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o, ok := e.offsets[name]
+	if !ok {
+		o = int64(len(e.offsets))
+		e.offsets[name] = o
+	}
+	return o
+}
+
+// rec returns a record without an ID of its own, in partition 0 of the subtest's topic, at an offset of its
+// own.
+func (e *env) rec(name string) dedup.Mark {
+	o := e.offset(name)
+	return dedup.Mark{TopicID: e.topicID, Topic: "orders", Partition: 0, Epoch: 3, Offset: o,
+		ID: fmt.Sprintf("orders/0/%d", o)}
+}
+
+// own returns a record with the ID of its own id (unique to the subtest), at the offset of the record called
+// name (so several records may carry one ID).
+func (e *env) own(name, id string) dedup.Mark {
+	m := e.rec(name)
+	m.ID, m.OwnID = e.id(id), true
+	return m
+}
+
+// msg returns a record with an ID of its own named like the record.
+func (e *env) msg(name string) dedup.Mark { return e.own(name, name) }
+
 // id returns an ID unique to this subtest and run.
 func (e *env) id(name string) string { return e.prefix + name }
 
@@ -107,43 +155,57 @@ func (e *env) clock() Clock {
 	return c
 }
 
-// claim claims ids through s and checks the answer.
-func (e *env) claim(s dedup.Store, ids []string, want ...dedup.Status) {
+// apply runs ops through s, failing the test on an error, and returns the claim statuses.
+func (e *env) apply(s dedup.Store, ops dedup.Ops) []dedup.Status {
 	e.t.Helper()
-	got, err := s.Claim(context.Background(), ids)
+	got, err := s.Apply(context.Background(), ops)
 	if err != nil {
-		e.t.Fatalf("Claim(%q): %v", ids, err)
+		e.t.Fatalf("Apply: %v", err)
 	}
-	if !equal(got, want) {
-		e.t.Fatalf("Claim(%q) = %v, want %v", ids, got, want)
+	if len(got) != len(ops.Claim) {
+		e.t.Fatalf("Apply answered %d statuses for %d claims", len(got), len(ops.Claim))
+	}
+	return got
+}
+
+// claim claims ms through s and checks the answer.
+func (e *env) claim(s dedup.Store, ms []dedup.Mark, want ...dedup.Status) {
+	e.t.Helper()
+	if got := e.apply(s, dedup.Ops{Claim: ms}); !slices.Equal(got, want) {
+		e.t.Fatalf("Claim(%s) = %v, want %v", describe(ms), got, want)
 	}
 }
 
-func (e *env) complete(s dedup.Store, ids ...string) {
+func (e *env) complete(s dedup.Store, ms ...dedup.Mark) {
 	e.t.Helper()
-	if err := s.Complete(context.Background(), ids); err != nil {
-		e.t.Fatalf("Complete(%q): %v", ids, err)
-	}
+	e.apply(s, dedup.Ops{Complete: ms})
 }
 
-func (e *env) release(s dedup.Store, ids ...string) {
+func (e *env) park(s dedup.Store, ms ...dedup.Mark) {
 	e.t.Helper()
-	if err := s.Release(context.Background(), ids); err != nil {
-		e.t.Fatalf("Release(%q): %v", ids, err)
-	}
+	e.apply(s, dedup.Ops{Park: ms})
 }
 
-// status claims one ID and returns the answer.
-func (e *env) status(s dedup.Store, id string) dedup.Status {
+func (e *env) release(s dedup.Store, ms ...dedup.Mark) {
 	e.t.Helper()
-	got, err := s.Claim(context.Background(), []string{id})
-	if err != nil {
-		e.t.Fatalf("Claim(%q): %v", id, err)
+	e.apply(s, dedup.Ops{Release: ms})
+}
+
+// status claims one record and returns the answer.
+func (e *env) status(s dedup.Store, m dedup.Mark) dedup.Status {
+	e.t.Helper()
+	return e.apply(s, dedup.Ops{Claim: []dedup.Mark{m}})[0]
+}
+
+func describe(ms []dedup.Mark) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.PositionString()
+		if m.OwnID {
+			parts[i] += fmt.Sprintf(" id %q", m.ID)
+		}
 	}
-	if len(got) != 1 {
-		e.t.Fatalf("Claim(%q) returned %d statuses, want 1", id, len(got))
-	}
-	return got[0]
+	return strings.Join(parts, ", ")
 }
 
 // expireAfter checks that the claim probe answers stillWant until d has passed since from and then answers
@@ -211,137 +273,307 @@ func (e *env) beforeDeadline(deadline time.Time, what string) {
 }
 
 func testClaimCompleteDone(t *testing.T, e *env) {
-	x := e.id("x")
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	e.complete(e.a, x)
-	e.claim(e.a, []string{x}, dedup.Done)
-	e.claim(e.b, []string{x}, dedup.Done)
-	// Complete without a lease (the copy went to a retry topic, say) is allowed, and Complete is idempotent.
-	y := e.id("y")
-	e.complete(e.b, y)
-	e.complete(e.b, y)
-	e.claim(e.a, []string{y}, dedup.Done)
+	for _, x := range []dedup.Mark{e.rec("x"), e.msg("m")} {
+		e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+		e.complete(e.a, x)
+		e.claim(e.a, []dedup.Mark{x}, dedup.Done)
+		e.claim(e.b, []dedup.Mark{x}, dedup.Done)
+	}
+	// Complete without a lease (finished elsewhere) is allowed, and Complete is idempotent.
+	for _, y := range []dedup.Mark{e.rec("y"), e.msg("n")} {
+		e.complete(e.b, y)
+		e.complete(e.b, y)
+		e.claim(e.a, []dedup.Mark{y}, dedup.Done)
+	}
 	// Completing over another owner's lease replaces it: the message is done, whoever finished it.
-	z := e.id("z")
-	e.claim(e.a, []string{z}, dedup.Claimed)
+	z := e.msg("z")
+	e.claim(e.a, []dedup.Mark{z}, dedup.Claimed)
 	e.complete(e.b, z)
-	e.claim(e.a, []string{z}, dedup.Done)
+	e.claim(e.a, []dedup.Mark{z}, dedup.Done)
 }
 
-func testBusyAcrossOwners(t *testing.T, e *env) {
-	x := e.id("x")
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	e.claim(e.b, []string{x}, dedup.Busy)
-	e.claim(e.b, []string{x}, dedup.Busy)
+func testBusyAcrossOwnersByID(t *testing.T, e *env) {
+	x := e.msg("x")
+	e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
+	// The same message at another offset is covered by the same lease.
+	e.claim(e.b, []dedup.Mark{e.own("x-again", "x")}, dedup.Busy)
 	// B releasing A's lease changes nothing.
 	e.release(e.b, x)
-	e.claim(e.b, []string{x}, dedup.Busy)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
 	// Once A releases, B may claim, and then A is the one kept out.
 	e.release(e.a, x)
-	e.claim(e.b, []string{x}, dedup.Claimed)
-	e.claim(e.a, []string{x}, dedup.Busy)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Claimed)
+	e.claim(e.a, []dedup.Mark{x}, dedup.Busy)
+}
+
+func testBusyAcrossOwnersByPartition(t *testing.T, e *env) {
+	x, y := e.rec("x"), e.rec("y")
+	e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+	// A holds the partition: B is kept out of every record of it without an ID of its own.
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
+	e.claim(e.b, []dedup.Mark{y}, dedup.Busy)
+	// A record already done is done, whoever holds the partition.
+	e.complete(e.a, x)
+	e.claim(e.b, []dedup.Mark{x, y}, dedup.Done, dedup.Busy)
+	// A may claim the partition's other records; another partition is free.
+	e.claim(e.a, []dedup.Mark{y}, dedup.Claimed)
+	other := e.rec("other")
+	other.Partition = 1
+	e.claim(e.b, []dedup.Mark{other}, dedup.Claimed)
+	// A record with an ID of its own is claimed by its ID, whoever holds the partition.
+	e.claim(e.b, []dedup.Mark{e.msg("m")}, dedup.Claimed)
+	// Releasing a record keeps the partition's lease: it covers the partition's other records in flight.
+	e.release(e.a, y)
+	e.claim(e.b, []dedup.Mark{y}, dedup.Busy)
 }
 
 func testOwnLeaseReclaim(t *testing.T, e *env) {
-	x := e.id("x")
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	// A new store with the same owner (a restarted member with the same static instance ID) reclaims at once.
-	restarted := e.store("owner-a")
-	e.claim(restarted, []string{x}, dedup.Claimed)
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	e.claim(e.b, []string{x}, dedup.Busy)
+	for _, x := range []dedup.Mark{e.msg("x"), e.rec("y")} {
+		e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+		// A new store with the same owner (a restarted member with the same static instance ID) reclaims at once.
+		restarted := e.store("owner-a")
+		e.claim(restarted, []dedup.Mark{x}, dedup.Claimed)
+		e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+		e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
+	}
 	// The restarted store's Release is this owner's Release.
+	x := e.msg("x")
+	restarted := e.store("owner-a")
 	e.release(restarted, x)
-	e.claim(e.b, []string{x}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Claimed)
 }
 
 func testOwnLeaseReclaimExtends(t *testing.T, e *env) {
-	x := e.id("x")
-	start := e.now()
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	e.advance(Lease / 2)
-	reclaimed := e.now()
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	// Past the first lease's end, only the extension keeps B out.
-	e.advance(start.Add(Lease + Lease/4).Sub(e.now()))
-	got := e.status(e.b, x)
-	e.beforeDeadline(reclaimed.Add(Lease-earlyTolerance), "the extended lease")
-	if got != dedup.Busy {
-		t.Fatalf("B's claim after the first lease ended but within the extension = %v, want busy", got)
+	for _, x := range []dedup.Mark{e.msg("x"), e.rec("y")} {
+		start := e.now()
+		e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+		e.advance(Lease / 2)
+		reclaimed := e.now()
+		e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+		// Past the first lease's end, only the extension keeps B out.
+		e.advance(start.Add(Lease + Lease/4).Sub(e.now()))
+		got := e.status(e.b, x)
+		e.beforeDeadline(reclaimed.Add(Lease-earlyTolerance), "the extended lease")
+		if got != dedup.Busy {
+			t.Fatalf("B's claim after the first lease ended but within the extension = %v, want busy", got)
+		}
+		e.expireAfter(reclaimed, Lease, func() dedup.Status { return e.status(e.b, x) }, dedup.Busy, dedup.Claimed)
 	}
-	e.expireAfter(reclaimed, Lease, func() dedup.Status { return e.status(e.b, x) }, dedup.Busy, dedup.Claimed)
 }
 
 func testReleaseCompareAndDelete(t *testing.T, e *env) {
-	mine, theirs, done, unknown := e.id("mine"), e.id("theirs"), e.id("done"), e.id("unknown")
-	e.claim(e.a, []string{mine}, dedup.Claimed)
-	e.claim(e.b, []string{theirs}, dedup.Claimed)
-	e.claim(e.a, []string{done}, dedup.Claimed)
+	mine, theirs, done, unknown := e.msg("mine"), e.msg("theirs"), e.msg("done"), e.msg("unknown")
+	e.claim(e.a, []dedup.Mark{mine}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{theirs}, dedup.Claimed)
+	e.claim(e.a, []dedup.Mark{done}, dedup.Claimed)
 	e.complete(e.a, done)
 
 	e.release(e.a, mine, theirs, done, unknown)
 
-	e.claim(e.b, []string{mine}, dedup.Claimed)    // released
-	e.claim(e.a, []string{theirs}, dedup.Busy)     // another owner's lease survives
-	e.claim(e.b, []string{done}, dedup.Done)       // a done mark survives
-	e.claim(e.b, []string{unknown}, dedup.Claimed) // releasing nothing created nothing
-	e.release(e.a, e.id("never-claimed"))          // and is not an error
-	e.claim(e.b, []string{e.id("never-claimed")}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{mine}, dedup.Claimed)    // released
+	e.claim(e.a, []dedup.Mark{theirs}, dedup.Busy)     // another owner's lease survives
+	e.claim(e.b, []dedup.Mark{done}, dedup.Done)       // a mark survives
+	e.claim(e.b, []dedup.Mark{unknown}, dedup.Claimed) // releasing nothing created nothing
+	never := e.msg("never-claimed")
+	e.release(e.a, never) // and is not an error
+	e.claim(e.b, []dedup.Mark{never}, dedup.Claimed)
 }
 
-func testLeaseExpiry(t *testing.T, e *env) {
-	x := e.id("x")
-	start := e.now()
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	e.claim(e.b, []string{x}, dedup.Busy)
-	e.expireAfter(start, Lease, func() dedup.Status { return e.status(e.b, x) }, dedup.Busy, dedup.Claimed)
-	// B holds it now; A's expired lease gives A no claim.
-	e.claim(e.a, []string{x}, dedup.Busy)
-}
-
-func testDoneMarkOutlivesLease(t *testing.T, e *env) {
-	x := e.id("x")
-	e.claim(e.a, []string{x}, dedup.Claimed)
-	completed := e.now()
-	e.complete(e.a, x)
-	e.advance(Lease + Lease/4)
-	got := e.status(e.b, x)
-	e.beforeDeadline(completed.Add(TTL-earlyTolerance), "the done mark within its TTL")
-	if got != dedup.Done {
-		t.Fatalf("claim after the lease time but within the TTL = %v, want done (the mark lives TTL, not Lease)", got)
+func testReleasePartitions(t *testing.T, e *env) {
+	ctx := context.Background()
+	x := e.rec("x")
+	other := e.rec("other")
+	other.Partition = 1
+	e.claim(e.a, []dedup.Mark{x, other}, dedup.Claimed, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
+	// Another owner giving the partition up changes nothing.
+	if err := e.b.ReleasePartitions(ctx, map[string][]int32{"orders": {0, 1}}); err != nil {
+		t.Fatalf("ReleasePartitions: %v", err)
+	}
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
+	// A gives up partition 0 only; unknown topics and partitions are no error.
+	if err := e.a.ReleasePartitions(ctx, map[string][]int32{"orders": {0, 7}, "unknown": {0}}); err != nil {
+		t.Fatalf("ReleasePartitions: %v", err)
+	}
+	e.claim(e.b, []dedup.Mark{x}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{other}, dedup.Busy)
+	if err := e.a.ReleasePartitions(ctx, nil); err != nil {
+		t.Fatalf("ReleasePartitions(nil): %v", err)
 	}
 }
 
-func testDoneMarkTTL(t *testing.T, e *env) {
-	x := e.id("x")
+func testLeaseExpiry(t *testing.T, e *env) {
+	x := e.msg("x")
+	start := e.now()
+	e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
+	e.expireAfter(start, Lease, func() dedup.Status { return e.status(e.b, x) }, dedup.Busy, dedup.Claimed)
+	// B holds it now; A's expired lease gives A no claim.
+	e.claim(e.a, []dedup.Mark{x}, dedup.Busy)
+}
+
+func testPartitionLeaseExpiry(t *testing.T, e *env) {
+	x, y := e.rec("x"), e.rec("y")
+	start := e.now()
+	e.claim(e.a, []dedup.Mark{x}, dedup.Claimed)
+	e.expireAfter(start, Lease, func() dedup.Status { return e.status(e.b, y) }, dedup.Busy, dedup.Claimed)
+	e.claim(e.a, []dedup.Mark{x}, dedup.Busy)
+}
+
+func testMarksOutliveLease(t *testing.T, e *env) {
+	x, m := e.rec("x"), e.msg("m")
+	e.claim(e.a, []dedup.Mark{x, m}, dedup.Claimed, dedup.Claimed)
+	completed := e.now()
+	e.complete(e.a, x, m)
+	e.advance(Lease + Lease/4)
+	got := e.apply(e.b, dedup.Ops{Claim: []dedup.Mark{x, m, e.own("m-again", "m")}})
+	e.beforeDeadline(completed.Add(IDTTL-earlyTolerance), "the marks within their TTLs")
+	if want := []dedup.Status{dedup.Done, dedup.Done, dedup.Done}; !slices.Equal(got, want) {
+		t.Fatalf("claims after the lease time but within the TTLs = %v, want %v (marks live their TTLs, not "+
+			"the lease)", got, want)
+	}
+}
+
+// testIDMarkTTL checks that an ID mark lives IDTTL: the message at another offset is done until then and
+// deliverable after, while the record's own position stays done.
+func testIDMarkTTL(t *testing.T, e *env) {
+	x := e.msg("x")
 	completed := e.now()
 	e.complete(e.a, x)
-	e.claim(e.b, []string{x}, dedup.Done)
+	again := e.own("x-again", "x")
+	e.claim(e.b, []dedup.Mark{again}, dedup.Done)
+	e.expireAfter(completed, IDTTL, func() dedup.Status { return e.status(e.b, again) }, dedup.Done, dedup.Claimed)
+	got := e.status(e.b, x)
+	e.beforeDeadline(completed.Add(TTL-earlyTolerance), "the position mark within its TTL")
+	if got != dedup.Done {
+		t.Fatalf("the completed record after its ID mark expired = %v, want done (its position mark lives on)", got)
+	}
+}
+
+// testPositionMarkTTL checks that a position mark lives TTL.
+func testPositionMarkTTL(t *testing.T, e *env) {
+	x := e.rec("x")
+	completed := e.now()
+	e.complete(e.a, x)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Done)
+	// B's claims of x are done and take no lease; once the mark expires B claims it.
 	e.expireAfter(completed, TTL, func() dedup.Status { return e.status(e.b, x) }, dedup.Done, dedup.Claimed)
 }
 
-func testRepeatsInBatch(t *testing.T, e *env) {
-	x, y, z, d, busy := e.id("x"), e.id("y"), e.id("z"), e.id("d"), e.id("busy")
-	e.complete(e.a, d)
-	e.claim(e.b, []string{busy}, dedup.Claimed)
+// testParkMarksPositionOnly checks Park: the record itself is done, the message stays deliverable (its copy
+// carries the ID) and the ID lease is gone at once.
+func testParkMarksPositionOnly(t *testing.T, e *env) {
+	x, r := e.msg("x"), e.rec("r")
+	e.claim(e.a, []dedup.Mark{x, r}, dedup.Claimed, dedup.Claimed)
+	e.park(e.a, x, r)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Done)
+	// The copy, at another position with the same ID, is claimed at once by another owner.
+	e.claim(e.b, []dedup.Mark{e.own("x-copy", "x")}, dedup.Claimed)
+	e.claim(e.a, []dedup.Mark{r}, dedup.Done)
+}
 
-	e.claim(e.a, []string{x, y, x, x, z, d, d, busy, busy},
+// testSameIDOtherOffset checks that an ID mark covers the message at any offset, and that a record at a
+// position that is done is done whatever its ID's state.
+func testSameIDOtherOffset(t *testing.T, e *env) {
+	first, second := e.own("first", "x"), e.own("second", "x")
+	e.claim(e.a, []dedup.Mark{first}, dedup.Claimed)
+	e.claim(e.a, []dedup.Mark{second}, dedup.Claimed) // this owner's lease, as a restarted member would see it
+	e.complete(e.a, first)
+	e.claim(e.b, []dedup.Mark{second}, dedup.Done)
+	// A record without an ID of its own is never matched by an ID mark, even one that looks like its ID.
+	plain := e.rec("plain")
+	e.complete(e.a, dedup.Mark{TopicID: e.topicID, Topic: "elsewhere", Partition: 5, Epoch: 1, Offset: 99,
+		ID: plain.ID, OwnID: true})
+	e.claim(e.b, []dedup.Mark{plain}, dedup.Claimed)
+}
+
+// testPositionIdentity checks that a mark belongs to one position only: another topic identity (a topic
+// re-created under the same name), another leader epoch, partition or offset is another record.
+func testPositionIdentity(t *testing.T, e *env) {
+	done := e.rec("done")
+	e.complete(e.a, done)
+	recreated := done
+	recreated.TopicID[0] ^= 0xff
+	newerEpoch := done
+	newerEpoch.Epoch++
+	otherPartition := done
+	otherPartition.Partition = 9
+	nextOffset := done
+	nextOffset.Offset++
+	byName := done
+	byName.TopicID = [16]byte{}
+	byName.Topic = e.prefix + "t"
+	otherName := byName
+	otherName.Topic = e.prefix + "u"
+	e.claim(e.b, []dedup.Mark{done, recreated, newerEpoch, otherPartition, nextOffset},
+		dedup.Done, dedup.Claimed, dedup.Claimed, dedup.Claimed, dedup.Claimed)
+	// Without a topic ID the name identifies the topic.
+	e.complete(e.a, byName)
+	e.claim(e.b, []dedup.Mark{byName, otherName}, dedup.Done, dedup.Claimed)
+	// The name does not count when the ID is known.
+	renamed := done
+	renamed.Topic = "renamed"
+	e.claim(e.b, []dedup.Mark{renamed}, dedup.Done)
+}
+
+// testChunkBoundaries marks offsets on both sides of the store's chunk boundaries and at the ends of the
+// offset range, and checks that exactly those are done.
+func testChunkBoundaries(t *testing.T, e *env) {
+	base := e.rec("base")
+	at := func(o int64) dedup.Mark {
+		m := base
+		m.Offset = o
+		m.ID = fmt.Sprintf("orders/0/%d", o)
+		return m
+	}
+	c := int64(dedup.ChunkOffsets)
+	marked := []int64{0, 7, 8, c - 1, c, 2*c + 1, 1 << 40, 1<<62 + 12345}
+	unmarked := []int64{1, 6, 9, c - 2, c + 1, 2 * c, 1<<40 - 1, 1<<40 + 1}
+	var ms []dedup.Mark
+	for _, o := range marked {
+		ms = append(ms, at(o))
+	}
+	e.complete(e.a, ms...)
+	var all []dedup.Mark
+	var want []dedup.Status
+	for _, o := range marked {
+		all, want = append(all, at(o)), append(want, dedup.Done)
+	}
+	for _, o := range unmarked {
+		all, want = append(all, at(o)), append(want, dedup.Claimed)
+	}
+	e.claim(e.a, all, want...)
+}
+
+func testRepeatsInBatch(t *testing.T, e *env) {
+	x, y, z, d, busy := e.msg("x"), e.msg("y"), e.msg("z"), e.msg("d"), e.msg("busy")
+	e.complete(e.a, d)
+	e.claim(e.b, []dedup.Mark{busy}, dedup.Claimed)
+
+	e.claim(e.a, []dedup.Mark{x, y, x, x, z, d, d, busy, busy},
 		dedup.Claimed, dedup.Claimed, dedup.Busy, dedup.Busy, dedup.Claimed, dedup.Done, dedup.Done,
 		dedup.Busy, dedup.Busy)
 	// The repeats did not disturb the lease the first occurrence took.
-	e.claim(e.b, []string{x}, dedup.Busy)
+	e.claim(e.b, []dedup.Mark{x}, dedup.Busy)
 	// Repeats in Complete and Release are harmless.
 	e.complete(e.a, x, x)
-	e.claim(e.a, []string{x, x}, dedup.Done, dedup.Done)
+	e.claim(e.a, []dedup.Mark{x, x}, dedup.Done, dedup.Done)
 	e.release(e.a, y, y)
-	e.claim(e.b, []string{y}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{y}, dedup.Claimed)
+
+	// One message at two positions in one batch is claimed once; the second waits for it.
+	w1, w2 := e.own("w1", "w"), e.own("w2", "w")
+	e.claim(e.a, []dedup.Mark{w1, w2}, dedup.Claimed, dedup.Busy)
+	// A parked position says nothing about the message's other position.
+	e.park(e.a, w1)
+	e.claim(e.a, []dedup.Mark{w1, w2}, dedup.Done, dedup.Claimed)
 
 	// Larger batches take another path in some implementations; the answer must be the same.
-	var big []string
+	var big []dedup.Mark
 	var want []dedup.Status
 	for i := range 40 {
-		id := e.id(fmt.Sprintf("big-%d", i%20))
-		big = append(big, id)
+		big = append(big, e.rec(fmt.Sprintf("big-%d", i%20)))
 		if i < 20 {
 			want = append(want, dedup.Claimed)
 		} else {
@@ -352,74 +584,89 @@ func testRepeatsInBatch(t *testing.T, e *env) {
 }
 
 func testResultsInOrder(t *testing.T, e *env) {
-	var ids []string
+	var ms []dedup.Mark
 	var want []dedup.Status
 	for i := range 60 {
-		id := e.id(fmt.Sprintf("m-%02d", i))
-		ids = append(ids, id)
+		m := e.msg(fmt.Sprintf("m-%02d", i))
+		if i%2 == 1 {
+			m = e.rec(fmt.Sprintf("r-%02d", i))
+		}
+		ms = append(ms, m)
 		switch i % 3 {
 		case 0:
 			want = append(want, dedup.Claimed)
 		case 1:
-			e.complete(e.b, id)
+			e.complete(e.b, m)
 			want = append(want, dedup.Done)
 		case 2:
-			e.claim(e.b, []string{id}, dedup.Claimed)
-			want = append(want, dedup.Busy)
+			if m.OwnID {
+				e.claim(e.b, []dedup.Mark{m}, dedup.Claimed)
+				want = append(want, dedup.Busy)
+			} else {
+				e.park(e.b, m)
+				want = append(want, dedup.Done)
+			}
 		}
 	}
-	e.claim(e.a, ids, want...)
+	e.claim(e.a, ms, want...)
 }
 
 func testBinaryIDs(t *testing.T, e *env) {
 	raw := []string{
 		"\x00", "\x00\x00", "a\x00b", "a", "\xff\xfe\xfd", "line\nbreak\r\n", "with space", "ключ-日本",
-		"{hashtag}x", "*?[glob]", strings.Repeat("long", 512), "",
+		"{hashtag}x", "*?[glob]", strings.Repeat("long", 512), "", "i:", "p:{x:0}:lease", "p:format",
 	}
-	ids := make([]string, len(raw))
+	ms := make([]dedup.Mark, len(raw))
 	claimed := make([]dedup.Status, len(raw))
 	busy := make([]dedup.Status, len(raw))
 	done := make([]dedup.Status, len(raw))
 	for i, r := range raw {
-		ids[i] = e.prefix + r
+		ms[i] = e.own(fmt.Sprintf("b-%d", i), r)
+		ms[i].ID = e.prefix + r
 		claimed[i], busy[i], done[i] = dedup.Claimed, dedup.Busy, dedup.Done
 	}
 	// Every ID is distinct: none may alias another (no truncation at NUL, no glob or hash-tag meaning).
-	e.claim(e.a, ids, claimed...)
-	e.claim(e.b, ids, busy...)
-	e.complete(e.a, ids[:len(ids)/2]...)
-	e.release(e.a, ids[len(ids)/2:]...)
-	want := append(append([]dedup.Status(nil), done[:len(ids)/2]...), claimed[len(ids)/2:]...)
-	e.claim(e.b, ids, want...)
+	e.claim(e.a, ms, claimed...)
+	e.claim(e.b, ms, busy...)
+	e.complete(e.a, ms[:len(ms)/2]...)
+	e.release(e.a, ms[len(ms)/2:]...)
+	// At other positions, only the IDs tell.
+	again := make([]dedup.Mark, len(ms))
+	for i := range ms {
+		again[i] = e.own(fmt.Sprintf("again-%d", i), "")
+		again[i].ID = ms[i].ID
+	}
+	want := append(append([]dedup.Status(nil), done[:len(ms)/2]...), claimed[len(ms)/2:]...)
+	e.claim(e.b, again, want...)
+	// IDs that look like the store's own keys alias nothing: a record whose ID names a position key is its own.
+	trick := e.own("trick", "")
+	trick.ID = "p:{" + fmt.Sprintf("%x", e.topicID) + ":0}:lease"
+	e.claim(e.a, []dedup.Mark{e.rec("partition-holder")}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{trick}, dedup.Claimed)
 }
 
 func testEmptyBatch(t *testing.T, e *env) {
 	ctx := context.Background()
-	for _, ids := range [][]string{nil, {}} {
-		got, err := e.a.Claim(ctx, ids)
+	for _, ms := range [][]dedup.Mark{nil, {}} {
+		got, err := e.a.Apply(ctx, dedup.Ops{Claim: ms, Complete: ms, Park: ms, Release: ms})
 		if err != nil || len(got) != 0 {
-			t.Fatalf("Claim(%#v) = %v, %v; want no statuses and no error", ids, got, err)
-		}
-		if err := e.a.Complete(ctx, ids); err != nil {
-			t.Fatalf("Complete(%#v): %v", ids, err)
-		}
-		if err := e.a.Release(ctx, ids); err != nil {
-			t.Fatalf("Release(%#v): %v", ids, err)
+			t.Fatalf("Apply(%#v) = %v, %v; want no statuses and no error", ms, got, err)
 		}
 	}
 }
 
 func testContextCancelled(t *testing.T, e *env) {
-	x := e.id("x")
+	x, r := e.msg("x"), e.rec("r")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, tc := range []struct {
 		name string
 		call func() error
 	}{
-		{"Claim", func() error { _, err := e.a.Claim(ctx, []string{x}); return err }},
-		{"Complete", func() error { return e.a.Complete(ctx, []string{x}) }},
-		{"Release", func() error { return e.a.Release(ctx, []string{x}) }},
+		{"Claim", func() error { _, err := e.a.Apply(ctx, dedup.Ops{Claim: []dedup.Mark{x, r}}); return err }},
+		{"Complete", func() error { _, err := e.a.Apply(ctx, dedup.Ops{Complete: []dedup.Mark{x, r}}); return err }},
+		{"Park", func() error { _, err := e.a.Apply(ctx, dedup.Ops{Park: []dedup.Mark{x, r}}); return err }},
+		{"Release", func() error { _, err := e.a.Apply(ctx, dedup.Ops{Release: []dedup.Mark{x}}); return err }},
 		{"Ping", func() error { return e.a.Ping(ctx) }},
 	} {
 		err := tc.call()
@@ -431,16 +678,26 @@ func testContextCancelled(t *testing.T, e *env) {
 		}
 	}
 	// None of the cancelled calls took effect.
-	e.claim(e.b, []string{x}, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{x, r}, dedup.Claimed, dedup.Claimed)
 }
 
+// testConcurrentOwnersExclusive has three stores of each of two owners claim the same records at once, by ID
+// and by partition, and checks that no record is claimed by both owners.
 func testConcurrentOwnersExclusive(t *testing.T, e *env) {
 	const (
-		ids        = 200
+		records    = 200
 		perOwner   = 3
 		batch      = 10
 		iterations = 2
 	)
+	mark := func(i int) dedup.Mark {
+		if i%2 == 0 {
+			return e.msg(fmt.Sprintf("c-%d", i))
+		}
+		m := e.rec(fmt.Sprintf("c-%d", i))
+		m.Partition = int32(i % 7)
+		return m
+	}
 	var mu sync.Mutex
 	holder := make(map[string]string)
 	var wg sync.WaitGroup
@@ -453,13 +710,13 @@ func testConcurrentOwnersExclusive(t *testing.T, e *env) {
 			go func() {
 				defer wg.Done()
 				for it := range iterations {
-					for lo := 0; lo < ids; lo += batch {
-						var chunk []string
+					for lo := 0; lo < records; lo += batch {
+						var chunk []dedup.Mark
 						for i := lo; i < lo+batch; i++ {
-							// Goroutines walk the IDs in different orders so their batches interleave.
-							chunk = append(chunk, e.id(fmt.Sprintf("c-%d", (i*(g+1)+it)%ids)))
+							// Goroutines walk the records in different orders so their batches interleave.
+							chunk = append(chunk, mark((i*(g+1)+it)%records))
 						}
-						got, err := s.Claim(context.Background(), chunk)
+						got, err := s.Apply(context.Background(), dedup.Ops{Claim: chunk})
 						if err != nil {
 							errs <- err
 							return
@@ -469,17 +726,18 @@ func testConcurrentOwnersExclusive(t *testing.T, e *env) {
 							if st != dedup.Claimed {
 								continue
 							}
-							if h, ok := holder[chunk[i]]; ok && h != owner {
+							key := chunk[i].PositionString()
+							if h, ok := holder[key]; ok && h != owner {
 								mu.Unlock()
 								if e.clock() == nil && time.Since(start) >= Lease-earlyTolerance {
 									// The first lease may have expired: the machine was too slow to tell.
 									errs <- errInconclusive
 									return
 								}
-								errs <- fmt.Errorf("%q claimed by %s while %s holds its lease", chunk[i], owner, h)
+								errs <- fmt.Errorf("%s claimed by %s while %s holds its lease", key, owner, h)
 								return
 							}
-							holder[chunk[i]] = owner
+							holder[key] = owner
 						}
 						mu.Unlock()
 					}
@@ -495,8 +753,8 @@ func testConcurrentOwnersExclusive(t *testing.T, e *env) {
 		}
 		t.Fatal(err)
 	}
-	if len(holder) != ids {
-		t.Fatalf("%d of %d IDs were claimed by someone, want all", len(holder), ids)
+	if len(holder) != records {
+		t.Fatalf("%d of %d records were claimed by someone, want all", len(holder), records)
 	}
 }
 
@@ -508,7 +766,7 @@ func testPingAndClose(t *testing.T, e *env) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := s.Claim(context.Background(), []string{e.id("x")}); !errors.Is(err, dedup.ErrClosed) {
+	if _, err := s.Apply(context.Background(), dedup.Ops{Claim: []dedup.Mark{e.msg("x")}}); !errors.Is(err, dedup.ErrClosed) {
 		t.Fatalf("Claim after Close = %v, want ErrClosed", err)
 	}
 	if err := s.Close(); err != nil {
@@ -516,59 +774,44 @@ func testPingAndClose(t *testing.T, e *env) {
 	}
 }
 
-var errInconclusive = errors.New("inconclusive")
+// testApplyInOrder checks that one Apply writes marks, then releases, then claims, each with the semantics of
+// its own kind, and answers the claims in order.
+func testApplyInOrder(t *testing.T, e *env) {
+	finished, parked, held, theirs, fresh := e.msg("finished"), e.msg("parked"), e.msg("held"), e.msg("theirs"),
+		e.msg("fresh")
+	e.claim(e.a, []dedup.Mark{finished, parked, held}, dedup.Claimed, dedup.Claimed, dedup.Claimed)
+	e.claim(e.b, []dedup.Mark{theirs}, dedup.Claimed)
 
-func equal(a, b []dedup.Status) bool {
-	if len(a) != len(b) {
-		return false
+	got := e.apply(e.a, dedup.Ops{
+		Complete: []dedup.Mark{finished},
+		Park:     []dedup.Mark{parked},
+		Release:  []dedup.Mark{held, theirs},
+		Claim:    []dedup.Mark{fresh, finished, parked, theirs, fresh},
+	})
+	if want := []dedup.Status{dedup.Claimed, dedup.Done, dedup.Done, dedup.Busy, dedup.Busy}; !slices.Equal(got, want) {
+		t.Fatalf("Apply claims = %v, want %v (the marks are written before the claims; another owner's lease "+
+			"survives a release)", got, want)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
+	// held was released by its owner: the other owner may take it now; parked's copy too.
+	if st := e.status(e.b, held); st != dedup.Claimed {
+		t.Fatalf("claim by another owner after Apply released the lease = %v, want claimed", st)
 	}
-	return true
+	if st := e.status(e.b, e.own("parked-copy", "parked")); st != dedup.Claimed {
+		t.Fatalf("claim of a parked record's copy = %v, want claimed", st)
+	}
+	if st := e.status(e.b, finished); st != dedup.Done {
+		t.Fatalf("claim after Apply completed the record = %v, want done", st)
+	}
+	only := e.apply(e.a, dedup.Ops{Complete: []dedup.Mark{held}})
+	if len(only) != 0 {
+		t.Fatalf("Apply(marks only) = %v; want no statuses", only)
+	}
 }
+
+var errInconclusive = errors.New("inconclusive")
 
 func randomToken() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// testApplyInOrder checks that one Apply writes done marks, then releases, then claims, each with the semantics
-// of its own method, and answers the claims in order.
-func testApplyInOrder(t *testing.T, e *env) {
-	finished, held, theirs, fresh := e.id("finished"), e.id("held"), e.id("theirs"), e.id("fresh")
-	e.claim(e.a, []string{finished, held}, dedup.Claimed, dedup.Claimed)
-	e.claim(e.b, []string{theirs}, dedup.Claimed)
-
-	got, err := e.a.Apply(context.Background(), dedup.Ops{
-		Complete: []string{finished},
-		Release:  []string{held, theirs},
-		Claim:    []string{fresh, finished, theirs, fresh},
-	})
-	if err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	if want := []dedup.Status{dedup.Claimed, dedup.Done, dedup.Busy, dedup.Busy}; !equal(got, want) {
-		t.Fatalf("Apply claims = %v, want %v (the done mark is written before the claims; another owner's lease "+
-			"survives a release)", got, want)
-	}
-	// held was released by its owner: the other owner may take it now.
-	if st := e.status(e.b, held); st != dedup.Claimed {
-		t.Fatalf("claim by another owner after Apply released the lease = %v, want claimed", st)
-	}
-	if st := e.status(e.b, finished); st != dedup.Done {
-		t.Fatalf("claim after Apply completed the ID = %v, want done", st)
-	}
-
-	empty, err := e.a.Apply(context.Background(), dedup.Ops{})
-	if err != nil || len(empty) != 0 {
-		t.Fatalf("Apply(no work) = %v, %v; want no statuses and no error", empty, err)
-	}
-	only, err := e.a.Apply(context.Background(), dedup.Ops{Complete: []string{held}})
-	if err != nil || len(only) != 0 {
-		t.Fatalf("Apply(done marks only) = %v, %v; want no statuses and no error", only, err)
-	}
+	return fmt.Sprintf("%x", b)
 }
