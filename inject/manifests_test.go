@@ -421,10 +421,14 @@ func TestBadInputNamesTheAnnotationAndWritesNothing(t *testing.T) {
 		{"request over limit", append(base, `kafka-sidecar.io/memory-request: 2Gi`), "kafka-sidecar.io/memory-request"},
 		{"static membership", append(base, `kafka-sidecar.io/static-membership: "sometimes"`), "kafka-sidecar.io/static-membership"},
 		{"admin port taken", append(base, `kafka-sidecar.io/admin-port: "8080"`), "kafka-sidecar.io/admin-port"},
+		{"on the workload instead of the template", nil, "put it on the pod template (spec.template.metadata.annotations)"},
 		{"topics missing", []string{`kafka-sidecar.io/inject: "true"`, `kafka-sidecar.io/brokers: k:9092`, `kafka-sidecar.io/group: g`}, "kafka-sidecar.io/topics"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			manifest := "apiVersion: v1\nkind: Service\nmetadata: {name: before}\n---\n" + withAnnotations(tc.annotation...)
+			if tc.annotation == nil {
+				manifest = strings.Replace(withAnnotations(`other: x`), "  namespace: ns\n", "  namespace: ns\n  annotations:\n    kafka-sidecar.io/inject: \"true\"\n", 1)
+			}
 			var out bytes.Buffer
 			err := inject.Manifests(strings.NewReader(manifest), &out, inject.Config{})
 			var aerr *inject.AnnotationError

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -63,11 +64,33 @@ func Object(obj map[string]any, namespace string, cfg Config) (bool, error) {
 		return false, nil
 	}
 	objMeta, _ := obj["metadata"].(map[string]any)
+	if err := misplaced(objMeta, meta, w); err != nil {
+		return false, err
+	}
 	if ns, _ := objMeta["namespace"].(string); ns != "" {
 		namespace = ns
 	}
 	stable := w.stableNames || (kind == "Pod" && ownedByStatefulSet(objMeta))
 	return injectPod(meta, spec, stable, cfg.For(namespace))
+}
+
+// misplaced reports kafka-sidecar.io/ annotations on a workload's own metadata while its pod template has none:
+// they would be ignored (a common slip), so they are an error that says where they belong.
+func misplaced(objMeta, templateMeta map[string]any, w workload) error {
+	if len(w.path) == 0 {
+		return nil
+	}
+	own, _ := objMeta["annotations"].(map[string]any)
+	tmpl, _ := templateMeta["annotations"].(map[string]any)
+	if _, ok := tmpl[AnnotationInject]; ok {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(own)) {
+		if strings.HasPrefix(k, Prefix) {
+			return &AnnotationError{k, fmt.Sprint(own[k]), "on the workload, where it is not read: put it on the pod template (" + strings.Join(w.path, ".") + ".metadata.annotations)"}
+		}
+	}
+	return nil
 }
 
 // ownedByStatefulSet reports whether a Pod's controller is a StatefulSet, whose pods keep their names.
@@ -130,7 +153,7 @@ func stringAnnotations(meta map[string]any) (map[string]string, error) {
 		case string:
 			out[k] = v
 		default:
-			if len(k) > len(Prefix) && k[:len(Prefix)] == Prefix {
+			if strings.HasPrefix(k, Prefix) {
 				errs.add(&AnnotationError{k, fmt.Sprint(v), "annotation values are strings: quote it"})
 			}
 		}
