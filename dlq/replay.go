@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/kafka-sidecar/kafka-sidecar/envelope"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -51,68 +50,6 @@ type Marks interface {
 	// Mark records that pos was replayed as message id. It is called only after the broker acknowledged
 	// the replay; marking a pos that is already marked changes nothing (the count is not raised twice).
 	Mark(ctx context.Context, pos, id string) error
-}
-
-// RedisMarks keeps Marks in Redis next to the dedup keys: <prefix>replay:<pos> (SET NX) and
-// <prefix>replays:<id> (a counter), both expiring after the TTL. Prefix is the dedup prefix,
-// "<SIDECAR_DEDUP_KEY_PREFIX>:<group>:", so groups sharing one Redis keep separate marks.
-type RedisMarks struct {
-	client redis.UniversalClient
-	prefix string
-	ttlMS  int64
-}
-
-// NewRedisMarks keeps marks in client (not closed by RedisMarks) under prefix; ttl ≤ 0 means DefaultMarkTTL.
-func NewRedisMarks(client redis.UniversalClient, prefix string, ttl time.Duration) *RedisMarks {
-	if ttl <= 0 {
-		ttl = DefaultMarkTTL
-	}
-	return &RedisMarks{client: client, prefix: prefix, ttlMS: ttl.Milliseconds()}
-}
-
-func (m *RedisMarks) posKey(pos string) string { return m.prefix + "replay:" + pos }
-func (m *RedisMarks) idKey(id string) string   { return m.prefix + "replays:" + id }
-
-// Replayed implements Marks.
-func (m *RedisMarks) Replayed(ctx context.Context, pos string) (bool, error) {
-	n, err := m.client.Exists(ctx, m.posKey(pos)).Result()
-	if err != nil {
-		return false, fmt.Errorf("reading replay mark %s: %w", pos, err)
-	}
-	return n > 0, nil
-}
-
-// Count implements Marks.
-func (m *RedisMarks) Count(ctx context.Context, id string) (int, error) {
-	n, err := m.client.Get(ctx, m.idKey(id)).Int()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading replay count of %s: %w", id, err)
-	}
-	return n, nil
-}
-
-// markScript sets the position mark and raises the ID's count only when the mark is new, in one step, so
-// two replays racing over the same record count it once. KEYS: position mark, ID counter; ARGV: TTL in ms.
-var markScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-`)
-
-// Mark implements Marks. Both keys of one call must live on one Redis Cluster node; the script is sent
-// with both, so a Cluster client reports CROSSSLOT for prefixes without a {hash tag} — configure
-// SIDECAR_DEDUP_KEY_PREFIX with one (e.g. {kafka-sidecar}) for replay on Redis Cluster.
-func (m *RedisMarks) Mark(ctx context.Context, pos, id string) error {
-	if err := markScript.Run(ctx, m.client, []string{m.posKey(pos), m.idKey(id)}, m.ttlMS).Err(); err != nil {
-		return fmt.Errorf("writing replay mark %s: %w", pos, err)
-	}
-	return nil
 }
 
 // Sender produces a record and returns nil once the broker acknowledged it; *Producer is one.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/envelope"
 	"github.com/kafka-sidecar/kafka-sidecar/sidecar"
@@ -204,7 +205,7 @@ type rig struct {
 	sc      *sidecar.Sidecar
 	app     *app
 	kopts   []kgo.Opt
-	marks   *dlq.RedisMarks
+	marks   *dedup.ReplayMarks
 	send    *dlq.Producer
 	dlq     string
 }
@@ -256,9 +257,13 @@ func startRig(t *testing.T, broken bool) *rig {
 		t.Fatalf("redis client: %v", err)
 	}
 	t.Cleanup(func() { _ = rc.Close() })
+	marks, err := dedup.NewReplayMarks(rc, dedup.KeyPrefix(cfg.DedupKeyPrefix, cfg.KafkaGroup), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &rig{
 		cluster: c, cfg: cfg, sc: sc, app: a, kopts: kopts,
-		marks: dlq.NewRedisMarks(rc, cfg.DedupKeyPrefix+":"+cfg.KafkaGroup+":", time.Hour),
+		marks: marks,
 		send:  dlq.NewProducer(producer(t, c), zaptest.NewLogger(t)),
 		dlq:   topics.DeadLetterTopic("orders", "g1", ""),
 	}

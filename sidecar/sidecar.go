@@ -304,7 +304,7 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	lease := s.cfg.AppTimeout + s.cfg.DedupLeaseMargin
-	prefix := s.cfg.DedupKeyPrefix + ":" + s.cfg.KafkaGroup + ":"
+	prefix := dedup.KeyPrefix(s.cfg.DedupKeyPrefix, s.cfg.KafkaGroup)
 	switch s.cfg.Dedup {
 	case config.DedupOff:
 		s.log.Warn("SIDECAR_DEDUP=off: redelivered records reach the app again")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/dlq"
 	"github.com/kafka-sidecar/kafka-sidecar/topics"
 )
@@ -334,7 +335,12 @@ func dlqReplay(ctx context.Context, cfg *config.Config, kopts []kgo.Opt, names [
 			return exitConfig
 		}
 		defer func() { _ = rc.Close() }()
-		opts.Marks = dlq.NewRedisMarks(rc, cfg.DedupKeyPrefix+":"+cfg.KafkaGroup+":", fl.markTTL)
+		marks, err := dedup.NewReplayMarks(rc, dedup.KeyPrefix(cfg.DedupKeyPrefix, cfg.KafkaGroup), fl.markTTL)
+		if err != nil {
+			fmt.Fprintln(stderr, "kafka-sidecar dlq replay: --mark-ttl:", err)
+			return exitConfig
+		}
+		opts.Marks = marks
 	}
 	if !fl.dryRun {
 		cl, err := kgo.NewClient(append(slices.Clip(kopts), dlq.ProducerOpts()...)...)
