@@ -53,8 +53,13 @@ type Options struct {
 	Group string
 	// InstanceID enables static membership when set.
 	InstanceID string
-	// SessionTimeout is the group session timeout.
+	// SessionTimeout is the group session timeout (classic protocol; with ServerAssigned the brokers'
+	// group.consumer.session.timeout.ms rules).
 	SessionTimeout time.Duration
+	// ServerAssigned joins with KIP-848's consumer group protocol: the group coordinator assigns partitions
+	// and moves them one member at a time, with no group-wide stop. It needs Kafka 4.0 or later; on older
+	// brokers the client falls back to the classic protocol.
+	ServerAssigned bool
 	// StartAtEnd starts partitions without a committed offset at the end instead of the start.
 	StartAtEnd bool
 	// Ordering decides which records of a partition may be in flight together.
@@ -159,7 +164,6 @@ func New(proc BatchProcessor, opts Options) (*Consumer, error) {
 	kopts = append(kopts,
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(opts.Topics...),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(start),
@@ -170,6 +174,13 @@ func New(proc BatchProcessor, opts Options) (*Consumer, error) {
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 	)
+	if opts.ServerAssigned {
+		// The coordinator's own sticky assignor ("uniform") does the work: franz-go takes the sticky
+		// balancer as the request for it, and any other balancer as a reason to stay classic.
+		kopts = append(kopts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
+	} else {
+		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	}
 	if opts.SessionTimeout > 0 {
 		kopts = append(kopts, kgo.SessionTimeout(opts.SessionTimeout))
 	}

@@ -114,6 +114,7 @@ func (r *run) kafkaChecks(ctx context.Context) {
 		}
 	}
 	r.groupOffsetsCheck(ctx, states)
+	r.groupProtocolCheck(ctx)
 	r.add(Check{ID: "producer.settings", Status: Pass,
 		Observed: "acks=all, idempotent producer, retried until the broker acknowledges",
 		Why:      "a retry or dead-letter copy counts as done only after every in-sync replica holds it, and a retried produce never writes it twice"})

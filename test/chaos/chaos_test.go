@@ -102,6 +102,7 @@ func TestChaosNoLoss(t *testing.T) {
 		Dir:         t.TempDir(),
 		RedisServer: redisBin,
 		Progress:    testWriter{t},
+		Env:         kafkatest.GroupProtocolEnv(),
 	}
 	if seeds, ok := kafkatest.Seeds(); ok {
 		c, err := kafkatest.NewCluster()

@@ -36,7 +36,11 @@ type cluster struct {
 func openCluster(seeds []string, script string) (*cluster, error) {
 	c := &cluster{seeds: seeds, script: script}
 	if len(seeds) == 0 {
-		fake, err := kfake.NewCluster(kfake.NumBrokers(1))
+		// KIP-848 members get the 6 s session the classic ones have, so a killed one is replaced as quickly.
+		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BrokerConfigs(map[string]string{
+			"group.consumer.session.timeout.ms":    "6000",
+			"group.consumer.heartbeat.interval.ms": "1000",
+		}))
 		if err != nil {
 			return nil, fmt.Errorf("starting kfake: %w", err)
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/sidecar"
+	"github.com/kafka-sidecar/kafka-sidecar/test/kafkatest"
 	"github.com/kafka-sidecar/kafka-sidecar/test/redistest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -148,7 +149,7 @@ func (s *stack) env(extra ...string) []string {
 		"SIDECAR_LOG_LEVEL":               "warn",
 		"SIDECAR_LOG_FORMAT":              "console",
 	}
-	for _, kv := range extra {
+	for _, kv := range append(kafkatest.GroupProtocolEnv(), extra...) {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}

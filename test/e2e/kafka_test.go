@@ -39,7 +39,12 @@ func brokers(tb testing.TB) ([]string, *kfake.Cluster) {
 	if seeds, ok := kafkatest.Seeds(); ok {
 		return kafkatest.SplitSeeds(seeds), nil
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	// KIP-848 groups get the session the classic ones have in these tests (SIDECAR_KAFKA_SESSION_TIMEOUT=6s),
+	// so that a killed member's partitions move within seconds with either protocol.
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.BrokerConfigs(map[string]string{
+		"group.consumer.session.timeout.ms":    "6000",
+		"group.consumer.heartbeat.interval.ms": "1000",
+	}))
 	if err != nil {
 		tb.Fatalf("starting kfake: %v", err)
 	}

@@ -204,6 +204,12 @@ replica.lag.time.max.ms=10000
 controller.quorum.election.timeout.ms=1000
 controller.quorum.fetch.timeout.ms=2000
 leader.imbalance.check.interval.seconds=30
+# KIP-848 consumer groups: a killed member's partitions move after 6 s, as with the classic protocol and
+# SIDECAR_KAFKA_SESSION_TIMEOUT=6s, rather than the default 45 s.
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=1000
+group.consumer.heartbeat.interval.ms=1000
 
 # Small: three JVMs on two cores.
 num.network.threads=2

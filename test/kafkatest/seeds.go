@@ -31,3 +31,16 @@ func SplitSeeds(seeds string) []string {
 	}
 	return out
 }
+
+// EnvGroupProtocol names the environment variable that, set to classic or consumer, runs the suites'
+// sidecars with that SIDECAR_KAFKA_GROUP_PROTOCOL; unset, they use the default.
+const EnvGroupProtocol = "TEST_KAFKA_GROUP_PROTOCOL"
+
+// GroupProtocolEnv returns the sidecar variable that [EnvGroupProtocol] asks for ("SIDECAR_KAFKA_GROUP_PROTOCOL=
+// consumer"), or nothing when it is unset, for the suites to append to a sidecar's environment.
+func GroupProtocolEnv() []string {
+	if p := strings.TrimSpace(os.Getenv(EnvGroupProtocol)); p != "" {
+		return []string{"SIDECAR_KAFKA_GROUP_PROTOCOL=" + p}
+	}
+	return nil
+}
