@@ -74,7 +74,43 @@ func serializedDescriptor(s string) *descriptorpb.FileDescriptorProto {
 	if proto.Unmarshal(raw, fd) != nil {
 		return nil
 	}
+	for _, m := range fd.GetMessageType() {
+		fillJSONNames(m)
+	}
 	return fd
+}
+
+// fillJSONNames gives every field without a JSON name the default one. Descriptors as protoc writes them have
+// it; those some runtimes serialize do not, and the compiler would take every missing one for the same
+// custom name "".
+func fillJSONNames(m *descriptorpb.DescriptorProto) {
+	for _, f := range m.GetField() {
+		if f.GetJsonName() == "" {
+			f.JsonName = proto.String(defaultJSONName(f.GetName()))
+		}
+	}
+	for _, n := range m.GetNestedType() {
+		fillJSONNames(n)
+	}
+}
+
+// defaultJSONName is protoc's JSON name of a field: underscores dropped, the letter after each one upper case.
+func defaultJSONName(name string) string {
+	b := make([]byte, 0, len(name))
+	upper := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '_' {
+			upper = true
+			continue
+		}
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		upper = false
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // message finds the message type a record's message index names: a path of indexes, the first into the
