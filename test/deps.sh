@@ -29,12 +29,16 @@ if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven >/dev/null
 fi
-# kubernetes-validate checks manifests against the Kubernetes JSON schemas offline (the inject corpus and the
-# chart renders); it lives in a cached virtualenv so the system Python is left alone.
+# The Python tools of the tests (test/requirements.txt) live in one cached virtualenv, so the system Python is
+# left alone; it is brought in step whenever that file changes.
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/kafka-sidecar/venv"
-KUBERNETES_VALIDATE_VERSION=1.37.0
-if ! "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
-  echo "== installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (Python virtualenv in $VENV)"
+REQUIREMENTS="$(dirname "$0")/requirements.txt"
+wanted="$(sha256sum <"$REQUIREMENTS" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]; then
+  echo "== installing the Python test tools (virtualenv in $VENV)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  "$VENV/bin/pip" install -q -r "$REQUIREMENTS"
+  echo "$wanted" >"$VENV/.requirements.sha256"
 fi
+# The schema registry the schema-registry tests start (Apicurio Registry from Maven Central), cached after once.
+"$(dirname "$0")/registry/registry.sh" fetch
