@@ -137,7 +137,9 @@ func TestPrometheusRuleAlerts(t *testing.T) {
 		alert string
 		want  []string
 	}{
-		{"KafkaSidecarConsumerLagGrowing", []string{"kafka_sidecar_consumer_lag{" + selector + "}", "> 5000", "deriv("}},
+		{"KafkaSidecarConsumerLagGrowing", []string{"kafka_sidecar_consumer_lag{" + selector + `,topic!~".+\\.retry\\.[0-9]+"}`, "> 5000", "deriv("}},
+		{"KafkaSidecarLagSeconds", []string{"kafka_sidecar_consumer_lag_seconds{" + selector + `,topic!~".+\\.retry\\.[0-9]+"}`, "> 600"}},
+		{"KafkaSidecarAbsent", []string{"absent(kafka_sidecar_build_info{" + selector + "})"}},
 		{"KafkaSidecarDeadLettering", []string{"kafka_sidecar_records_total{" + selector + `,outcome="dead_lettered"}`, "> 0"}},
 		{"KafkaSidecarAppDown", []string{"kafka_sidecar_app_up{" + selector + "}", "== 0"}},
 		{"KafkaSidecarDoctorFail", []string{"kafka_sidecar_doctor_check{" + selector + `,status="FAIL"}`}},
@@ -165,8 +167,8 @@ func TestPrometheusRuleAlerts(t *testing.T) {
 	t.Run("alerts switch off one by one", func(t *testing.T) {
 		objs := render(t, "--values", minimalValues, "--set", "prometheusRule.enabled=true,prometheusRule.appDown.enabled=false")
 		rules := only[prometheusRule](t, objs, "PrometheusRule").Spec.Groups[0].Rules
-		if len(rules) != 3 || slices.ContainsFunc(rules, func(r promRule) bool { return r.Alert == "KafkaSidecarAppDown" }) {
-			t.Errorf("rules = %+v, want the three others", rules)
+		if len(rules) != len(alertNames)-1 || slices.ContainsFunc(rules, func(r promRule) bool { return r.Alert == "KafkaSidecarAppDown" }) {
+			t.Errorf("rules = %+v, want the %d others", rules, len(alertNames)-1)
 		}
 	})
 }
@@ -352,10 +354,34 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 	all := strings.Join(exprs, "\n")
-	for _, metric := range []string{"kafka_sidecar_records_total", "kafka_sidecar_consumer_lag", "kafka_sidecar_app_up", "kafka_sidecar_doctor_check", "kafka_sidecar_in_flight", "kafka_sidecar_delivery_duration_seconds_bucket"} {
-		if !strings.Contains(all, metric) {
+	for _, metric := range []string{"kafka_sidecar_records_total", "kafka_sidecar_consumer_lag", "kafka_sidecar_app_up",
+		"kafka_sidecar_doctor_check", "kafka_sidecar_in_flight", "kafka_sidecar_delivery_duration_seconds_bucket",
+		"kafka_sidecar_consumer_lag_seconds", "kafka_sidecar_paused", "kafka_sidecar_retries_total",
+		"kafka_sidecar_dlq_records_total", "kafka_sidecar_dedup_store_duration_seconds_bucket"} {
+		if !strings.Contains(all, metric+"{") {
 			t.Errorf("no panel queries %s", metric)
 		}
+	}
+	for _, e := range exprs {
+		if strings.Contains(e, "kafka_sidecar_consumer_lag") && !strings.Contains(e, `topic!~".+\\.retry\\.[0-9]+"`) {
+			t.Errorf("a lag panel counts retry topics: %s", e)
+		}
+	}
+
+	// Two releases, two dashboards: the uid is the release's own, and fits Grafana's 40 characters.
+	other := render(t, "--values", ciFile("dashboard-values.yaml"), "--namespace", "payments")
+	var otherDash struct {
+		UID   string `json:"uid"`
+		Title string `json:"title"`
+	}
+	if err := json.Unmarshal([]byte(only[corev1.ConfigMap](t, other, "ConfigMap").Data["kafka-sidecar.json"]), &otherDash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.UID == "" || dash.UID == otherDash.UID || len(dash.UID) > 40 || len(otherDash.UID) > 40 {
+		t.Errorf("uids %q and %q of two releases: want distinct, non-empty, at most 40 characters", dash.UID, otherDash.UID)
+	}
+	if !strings.Contains(otherDash.Title, "payments/rel") {
+		t.Errorf("title %q does not name the release", otherDash.Title)
 	}
 }
 

@@ -48,6 +48,8 @@ type Metrics struct {
 	appUp          prometheus.Gauge
 	doctor         *prometheus.GaugeVec
 	buildInfo      *prometheus.GaugeVec
+	stalled        prometheus.Gauge
+	dedupDuration  *prometheus.HistogramVec
 
 	totals [4]atomic.Int64
 }
@@ -138,6 +140,15 @@ func New(stats func() []consumer.PartitionStats, inFlight func() int, isRetryTop
 			Name: "kafka_sidecar_build_info",
 			Help: "Always 1; the labels name the sidecar's version and the Go version it was built with.",
 		}, []string{"version", "goversion"}),
+		dedupDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kafka_sidecar_dedup_store_duration_seconds",
+			Help:    "Round trips to the Redis dedup store, by operation (pipeline, or the command's name).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op"}),
+		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kafka_sidecar_stalled",
+			Help: "1 while records are in flight, delivery is not paused, and none has finished for SIDECAR_STALL_TIMEOUT (/healthz fails).",
+		}),
 	}
 	for _, r := range []string{PauseAppUnavailable, PauseAppUnhealthy, PauseDedupUnavailable} {
 		m.paused.WithLabelValues(r).Set(0)
@@ -146,7 +157,7 @@ func New(stats func() []consumer.PartitionStats, inFlight func() int, isRetryTop
 	m.marksID = m.marksWritten.WithLabelValues("id")
 	reg.MustRegister(m.records, m.deliveries, m.duration, m.retriesPerTier, m.dlqProduced, m.produceErrors,
 		m.dedupHits, m.dedupErrors, m.marksWritten, m.commits, m.commitFailures, m.paused, m.appUp, m.doctor,
-		m.buildInfo,
+		m.buildInfo, m.stalled, m.dedupDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if inFlight != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -297,6 +308,26 @@ func (m *Metrics) BuildInfo(version, goVersion string) {
 	}
 	m.buildInfo.Reset()
 	m.buildInfo.WithLabelValues(version, goVersion).Set(1)
+}
+
+// DedupStoreCall observes one round trip to the dedup store.
+func (m *Metrics) DedupStoreCall(op string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.dedupDuration.WithLabelValues(op).Observe(took.Seconds())
+}
+
+// Stalled sets whether the sidecar is stalled.
+func (m *Metrics) Stalled(stalled bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if stalled {
+		v = 1
+	}
+	m.stalled.Set(v)
 }
 
 // DoctorCheck publishes one audit result; the other statuses of the check are set to 0.

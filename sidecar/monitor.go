@@ -125,5 +125,6 @@ func (s *Sidecar) checkStall(context.Context) {
 	st := s.checks.stallWatch.observe(time.Now(), finished, s.cons.InFlight(), paused)
 	s.checks.stall = st
 	s.checks.mu.Unlock()
+	s.metrics.Stalled(st.stalled)
 	s.events.stall(st)
 }

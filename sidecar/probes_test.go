@@ -313,5 +313,8 @@ func TestLivenessFailsOnStall(t *testing.T) {
 		t.Errorf("/healthz failed %v after the records arrived, before the stall timeout %v", time.Since(produced), stall)
 	}
 	exactlyOne(t, logs, "stalled: records are in flight but none has finished; /healthz fails")
+	if v := sample(scrape(t, addr), "kafka_sidecar_stalled"); v != 1 {
+		t.Errorf("kafka_sidecar_stalled = %v while stalled, want 1", v)
+	}
 	stop()
 }

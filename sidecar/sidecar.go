@@ -155,6 +155,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	)
 	s.metrics.BuildInfo(Version, runtime.Version())
 	s.coal = dedup.NewCoalescer(s.store, 256, dedup.ObserveMarks(s.metrics))
+	if s.redis != nil {
+		s.redis.AddHook(redisTimer{s.metrics})
+	}
 	s.gate = pipeline.NewGate(func(reason string, paused bool) {
 		s.metrics.Paused(reason, paused)
 		s.events.paused(reason, paused)

@@ -174,6 +174,8 @@ func TestMetricsReadinessAndLag(t *testing.T) {
 		{"kafka_sidecar_app_up", nil},
 		{"kafka_sidecar_doctor_check", []string{`check="redis.eviction"`}},
 		{"kafka_sidecar_build_info", []string{`version="` + Version + `"`, `goversion="go`}},
+		{"kafka_sidecar_dedup_store_duration_seconds_count", []string{`op="pipeline"`}},
+		{"kafka_sidecar_stalled", nil},
 	} {
 		if sample(text, want.name, want.labels...) < 0 {
 			t.Errorf("scrape lacks %s{%s}", want.name, strings.Join(want.labels, ","))

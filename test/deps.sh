@@ -24,6 +24,14 @@ if [ ! -x "$GOBIN/helm" ] || [ "$(cat "$GOBIN/.helm-version" 2>/dev/null)" != "$
   GOBIN="$GOBIN" go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   echo "$HELM_VERSION" > "$GOBIN/.helm-version"
 fi
+# promtool runs the alert rules' unit tests (charts/testdata/alerts_test.yaml); built from the Prometheus Go
+# module like helm, with a stamp file for the same reason.
+PROMTOOL_VERSION=v0.316.0
+if [ ! -x "$GOBIN/promtool" ] || [ "$(cat "$GOBIN/.promtool-version" 2>/dev/null)" != "$PROMTOOL_VERSION" ]; then
+  echo "== installing promtool (github.com/prometheus/prometheus $PROMTOOL_VERSION)"
+  GOBIN="$GOBIN" go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+  echo "$PROMTOOL_VERSION" > "$GOBIN/.promtool-version"
+fi
 if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   echo "== installing Java and Maven (for the real Kafka cluster)"
   as_root apt-get update -qq

@@ -177,3 +177,24 @@ Checks that span several values, which the schema cannot express. Renders nothin
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+One alerting rule of the PrometheusRule: name, expr, summary and description, with for and severity from the
+alert's values, the release's alertLabels, and a runbook_url pointing at the README section of the alert.
+*/}}
+{{- define "kafka-sidecar.alert" -}}
+{{- $rules := .rules -}}
+- alert: {{ .name }}
+  expr: |-
+    {{- .expr | nindent 4 }}
+  for: {{ .alert.for }}
+  labels:
+    severity: {{ .alert.severity }}
+    {{- with $rules.alertLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    summary: {{ .summary | quote }}
+    description: {{ .description | quote }}
+    runbook_url: {{ printf "%s#%s" $rules.runbookURL (lower .name) | quote }}
+{{- end }}

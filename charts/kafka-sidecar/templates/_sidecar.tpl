@@ -238,6 +238,7 @@ unless a ConfigMap, Secret or other environment source may hold them.
   (list "SIDECAR_LOG_LEVEL" "log" "level")
   (list "SIDECAR_LOG_FORMAT" "log" "format")
   (list "SIDECAR_SHUTDOWN_TIMEOUT" "shutdownTimeout")
+  (list "SIDECAR_STALL_TIMEOUT" "stallTimeout")
   (list "SIDECAR_DOCTOR_STRICT" "doctor" "strict")
   (list "SIDECAR_PPROF" "pprof")
 }}
