@@ -149,7 +149,7 @@ func (r *run) existenceChecks(st *topicState, details kadm.TopicDetails) {
 		r.add(r.notPermittedCheck(id, st.name, "Describe", d.Err))
 		return
 	case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
-		r.add(r.missingTopicCheck(st))
+		r.add(r.missingTopicCheck(st, details))
 		return
 	case d.Err != nil:
 		r.add(Check{ID: id, Status: Warn, Observed: "cannot describe: " + describeErr(d.Err),
@@ -200,11 +200,17 @@ func (r *run) existenceChecks(st *topicState, details kadm.TopicDetails) {
 	r.add(c)
 }
 
-// missingTopicCheck reports a topic that does not exist.
-func (r *run) missingTopicCheck(st *topicState) Check {
+// missingTopicCheck reports a topic that does not exist. The command that creates a retry or dead-letter topic
+// gives it the source topic's partition count, read from details; a missing source topic's count is the user's
+// choice.
+func (r *run) missingTopicCheck(st *topicState, details kadm.TopicDetails) Check {
 	c := Check{ID: "topic.exists:" + st.name, Observed: "missing", Why: r.roleWhy(st.plannedTopic)}
-	create := fmt.Sprintf("kafka-topics.sh %s --create --topic %s --partitions <partitions of %s> --replication-factor %d --config min.insync.replicas=2",
-		r.bootstrap(), st.name, st.source, goodReplication)
+	partitions := "<count>"
+	if d, ok := details[st.source]; ok && d.Err == nil && len(d.Partitions) > 0 && st.role != roleSource {
+		partitions = strconv.Itoa(len(d.Partitions))
+	}
+	create := fmt.Sprintf("kafka-topics.sh %s --create --topic %s --partitions %s --replication-factor %d --config min.insync.replicas=2",
+		r.bootstrap(), st.name, partitions, goodReplication)
 	switch {
 	case st.role == roleSource:
 		c.Status = Fail

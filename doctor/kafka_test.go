@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -159,8 +160,20 @@ func TestRunFlagsUnsafeTopic(t *testing.T) {
 				t.Errorf("unclean election fix %q is not the kafka-configs command", c.Fix)
 			}
 			wantStatus(t, rep, "topic.exists:"+retry1, tt.wantMissing)
-			wantStatus(t, rep, "topic.exists:"+dlq, tt.wantMissing)
+			// The create command gives a retry or dead-letter topic the source's 2 partitions, not a placeholder.
+			if c := wantStatus(t, rep, "topic.exists:"+dlq, tt.wantMissing); !strings.Contains(c.Fix, "--topic "+dlq+" --partitions 2 ") || strings.Contains(c.Fix, "<") {
+				t.Errorf("create command %q, want the source's partition count", c.Fix)
+			}
 			wantStatus(t, rep, "producer.settings", Pass)
+			var table bytes.Buffer
+			if err := rep.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(table.String(), "\n") {
+				if len(line) > TableWidth {
+					t.Errorf("table line of %d columns: %s", len(line), line)
+				}
+			}
 			if _, ok := rep.Find("topic.min_insync:" + dlq); ok {
 				t.Error("a missing topic got config checks")
 			}

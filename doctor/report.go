@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 )
 
 // Status is the verdict of one check.
@@ -83,31 +82,88 @@ func (r Report) Find(id string) (Check, bool) {
 	return Check{}, false
 }
 
-// WriteTable writes the report for a person: one aligned line per check (status, id, observed), under a
-// non-PASS line why it matters and how to fix it, then a summary line.
+// TableWidth is the widest line WriteTable writes: it fits a terminal and a CI log without wrapping.
+const TableWidth = 100
+
+// checkColumnMax bounds the CHECK column; a longer ID puts its observation on the next line.
+const checkColumnMax = 40
+
+// WriteTable writes the report for a person, within TableWidth columns: one line per check (status, id,
+// observed), under a non-PASS line why it matters and how to fix it, then a summary line. Long text wraps at
+// spaces, continuing under its own start.
 func (r Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tCHECK\tOBSERVED")
+	idWidth := len("CHECK")
 	for _, c := range r.Checks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Status, c.ID, oneLine(c.Observed))
+		if l := len(c.ID); l > idWidth && l <= checkColumnMax {
+			idWidth = l
+		}
+	}
+	const statusWidth = 8 // "STATUS" and two spaces
+	obsCol := statusWidth + idWidth + 2
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-*s%-*s  %s\n", statusWidth, "STATUS", idWidth, "CHECK", "OBSERVED")
+	for _, c := range r.Checks {
+		head := fmt.Sprintf("%-*s%s", statusWidth, c.Status, c.ID)
+		obs := oneLine(c.Observed)
+		if len(c.ID) > idWidth {
+			b.WriteString(head + "\n")
+			writeWrapped(&b, 0, obsCol, obs)
+		} else {
+			b.WriteString(head)
+			writeWrapped(&b, len(head), obsCol, obs)
+		}
 		if c.Status == Pass {
 			continue
 		}
-		if c.Why != "" {
-			fmt.Fprintf(tw, "\t\twhy: %s\n", oneLine(c.Why))
-		}
-		if c.Fix != "" {
-			fmt.Fprintf(tw, "\t\tfix: %s\n", oneLine(c.Fix))
+		for _, part := range []struct{ label, text string }{{"why: ", c.Why}, {"fix: ", c.Fix}} {
+			if part.text != "" {
+				b.WriteString(strings.Repeat(" ", statusWidth) + part.label)
+				writeWrapped(&b, statusWidth+len(part.label), statusWidth+len(part.label), oneLine(part.text))
+			}
 		}
 	}
-	if err := tw.Flush(); err != nil {
+	fmt.Fprintf(&b, "\n%d checks: %d PASS, %d WARN, %d FAIL\n", len(r.Checks), r.Count(Pass), r.Count(Warn), r.Count(Fail))
+	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("writing the report table: %w", err)
 	}
-	_, err := fmt.Fprintf(w, "\n%d checks: %d PASS, %d WARN, %d FAIL\n", len(r.Checks), r.Count(Pass), r.Count(Warn), r.Count(Fail))
-	if err != nil {
-		return fmt.Errorf("writing the report summary: %w", err)
-	}
 	return nil
+}
+
+// writeWrapped writes text after col columns already on the line, in lines of at most TableWidth columns, each
+// continuation (and the first, when col is short of it) starting at column indent. Words break at spaces; a
+// word longer than a whole line is cut.
+func writeWrapped(b *strings.Builder, col, indent int, text string) {
+	pad := func(n int) { b.WriteString(strings.Repeat(" ", n)) }
+	if col < indent {
+		pad(indent - col)
+		col = indent
+	}
+	width := TableWidth - indent
+	empty := true // nothing written after the indent on this line yet
+	for _, word := range strings.Fields(text) {
+		if !empty && col+1+len(word) > TableWidth {
+			b.WriteByte('\n')
+			pad(indent)
+			col, empty = indent, true
+		}
+		for len(word) > width {
+			if !empty {
+				b.WriteByte('\n')
+				pad(indent)
+			}
+			b.WriteString(word[:width] + "\n")
+			pad(indent)
+			word, col, empty = word[width:], indent, true
+		}
+		if !empty {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(word)
+		col += len(word)
+		empty = false
+	}
+	b.WriteByte('\n')
 }
 
 // WriteJSON writes the report as {"checks":[{"id","status","observed","why","fix"},...]}.

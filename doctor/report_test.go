@@ -26,13 +26,45 @@ func ExampleReport_WriteTable() {
 	// STATUS  CHECK                    OBSERVED
 	// PASS    kafka.reachable          3 brokers answered
 	// FAIL    topic.min_insync:orders  min.insync.replicas=1 (Kafka default)
-	//                                  why: an acknowledged record lives on one broker
-	//                                  fix: kafka-configs.sh --bootstrap-server k:9092 --alter --entity-type topics --entity-name orders --add-config min.insync.replicas=2
+	//         why: an acknowledged record lives on one broker
+	//         fix: kafka-configs.sh --bootstrap-server k:9092 --alter --entity-type topics --entity-name
+	//              orders --add-config min.insync.replicas=2
 	// WARN    redis.persistence        appendonly=no and no save
-	//                                  why: marks must survive a restart
-	//                                  fix: enable AOF
+	//         why: marks must survive a restart
+	//         fix: enable AOF
 	//
 	// 3 checks: 1 PASS, 1 WARN, 1 FAIL
+}
+
+// TestTableFitsWidth: however long the IDs, observations and fixes, no line of the table is wider than
+// TableWidth, and no word of the report is lost to the wrapping.
+func TestTableFitsWidth(t *testing.T) {
+	long := Report{Checks: []Check{
+		{ID: "topic.min_insync:orders.json-logs-consumer-group.retry.3", Status: Fail,
+			Observed: "min.insync.replicas=1 (topic override), replication factor 1 on 12 partitions of which 3 are under-replicated now",
+			Why:      "with 2 replicas, either min.insync.replicas=2 stops writes while one broker is down, or min.insync.replicas=1 lets an acknowledged record live on one broker",
+			Fix:      "raise the replication factor to 3 first (see topic.replication:orders), then kafka-configs.sh --bootstrap-server kafka-0.kafka.orders.svc.cluster.local:9092,kafka-1.kafka.orders.svc.cluster.local:9092 --alter --entity-type topics --entity-name orders --add-config min.insync.replicas=2"},
+		{ID: "redis.url", Status: Warn, Observed: "redis-sentinel://s1.example:26379,s2.example:26379,s3.example:26379/mymaster-with-a-name-that-is-longer-than-a-line-of-the-table-can-hold-without-cutting-it-somewhere"},
+		{ID: "kafka.reachable", Status: Pass, Observed: "3 brokers answered"},
+	}}
+	var b bytes.Buffer
+	if err := long.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(b.String(), "\n") {
+		if len(line) > TableWidth {
+			t.Errorf("line %d is %d columns wide, over %d:\n%s", i+1, len(line), TableWidth, line)
+		}
+	}
+	joined := strings.Join(strings.Fields(b.String()), "")
+	for _, c := range long.Checks {
+		for _, text := range []string{c.ID, c.Observed, c.Why, c.Fix} {
+			if !strings.Contains(joined, strings.Join(strings.Fields(text), "")) {
+				t.Errorf("the table lost text of %s: %q", c.ID, text)
+			}
+		}
+	}
+	t.Logf("\n%s", b.String())
 }
 
 func TestReportJSON(t *testing.T) {
