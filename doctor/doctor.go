@@ -33,6 +33,8 @@ type Deps struct {
 	AppProbe func(ctx context.Context) error
 	// HealthProbe checks that SIDECAR_APP_HEALTH_URL answers 2xx; nil leaves app.health out.
 	HealthProbe func(ctx context.Context) error
+	// Registry is the schema registry client; with SIDECAR_DECODE=json a nil one is a FAIL.
+	Registry SubjectLister
 	// Now is the clock the Redis latency is measured with; nil means time.Now.
 	Now func() time.Time
 }
@@ -52,6 +54,7 @@ func Run(ctx context.Context, deps Deps) Report {
 	r.kafkaChecks(ctx)
 	r.dedupChecks(ctx)
 	r.appChecks(ctx)
+	r.registryChecks(ctx)
 	return r.report()
 }
 

@@ -342,6 +342,9 @@ func (s *Sidecar) Doctor(ctx context.Context) doctor.Report {
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	deps := doctor.Deps{Config: s.cfg, Admin: s.admin, Redis: s.redis, AppProbe: s.appProbe.Check}
+	if s.registry != nil {
+		deps.Registry = s.registry
+	}
 	if s.cfg.AppHealthURL != "" {
 		deps.HealthProbe = s.probe.Check
 	}
@@ -453,6 +456,11 @@ func Audit(ctx context.Context, cfg *config.Config, log *zap.Logger) (doctor.Rep
 		}
 		defer func() { _ = s.redis.Close() }()
 	}
+	if cfg.SchemaRegistryURL != "" {
+		if s.registry, err = connect.SchemaRegistry(cfg); err != nil {
+			return doctor.Report{}, err
+		}
+	}
 	h, err := httpapp.New(httpapp.Options{URL: cfg.AppURL, Timeout: cfg.AppTimeout})
 	if err != nil {
 		return doctor.Report{}, fmt.Errorf("building the app client: %w", err)
@@ -481,7 +489,7 @@ func (s *Sidecar) auditAfterProvisioning(ctx context.Context, kopts []kgo.Opt) d
 	if err != nil {
 		return s.Doctor(ctx)
 	}
-	fresh := &Sidecar{cfg: s.cfg, log: s.log, admin: kadm.NewClient(cl), redis: s.redis, probe: s.probe, appProbe: s.appProbe}
+	fresh := &Sidecar{cfg: s.cfg, log: s.log, admin: kadm.NewClient(cl), redis: s.redis, probe: s.probe, appProbe: s.appProbe, registry: s.registry}
 	defer fresh.admin.Close()
 	return fresh.Doctor(ctx)
 }
