@@ -472,7 +472,7 @@ func (r *avroReader) logical(b []byte, n *avroNode) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return appendTime(b, time.Unix(int64(v)*86400, 0).UTC(), "2006-01-02"), nil
+		return appendTime(b, time.Unix(int64(v)*86400, 0).UTC(), withDate), nil
 	case avroTimeMillis, avroTimeMicros:
 		var v int64
 		var err error
@@ -490,7 +490,7 @@ func (r *avroReader) logical(b []byte, n *avroNode) ([]byte, error) {
 		if v < 0 || v >= int64(24*time.Hour/unit) {
 			return nil, fmt.Errorf("time of day %d is outside one day", v)
 		}
-		return appendTime(b, time.Unix(0, v*int64(unit)).UTC(), "15:04:05.999999999"), nil
+		return appendTime(b, time.Unix(0, v*int64(unit)).UTC(), withClock), nil
 	}
 	v, err := r.long()
 	if err != nil {
@@ -504,15 +504,75 @@ func (r *avroReader) logical(b []byte, n *avroNode) ([]byte, error) {
 		t = time.UnixMicro(v).UTC()
 	}
 	if n.kind == avroLocalTimestampMillis || n.kind == avroLocalTimestampMicros {
-		return appendTime(b, t, "2006-01-02T15:04:05.999999999"), nil
+		return appendTime(b, t, withDate|withClock), nil
 	}
-	return appendTime(b, t, "2006-01-02T15:04:05.999999999Z"), nil
+	return appendTime(b, t, withDate|withClock|withZ), nil
 }
 
-func appendTime(b []byte, t time.Time, layout string) []byte {
+// Parts of a time that appendTime writes.
+const (
+	withDate = 1 << iota
+	withClock
+	withZ
+)
+
+// appendTime writes t as a JSON string: the date (2006-01-02), the time of day (15:04:05 and a fraction
+// without trailing zeros, none when zero), or both joined by T, with a Z for UTC instants. It is the layout
+// "2006-01-02T15:04:05.999999999Z07:00" written by hand: time.Format interprets its layout on every call,
+// which costs more than the rest of a record.
+func appendTime(b []byte, t time.Time, parts int) []byte {
 	b = append(b, '"')
-	b = t.AppendFormat(b, layout)
+	if parts&withDate != 0 {
+		y, m, d := t.Date()
+		if y < 0 || y > 9999 {
+			b = t.AppendFormat(b, "2006") // outside four digits: what the standard library writes
+		} else {
+			b = appendDigits(b, y, 4)
+		}
+		b = append(b, '-')
+		b = appendDigits(b, int(m), 2)
+		b = append(b, '-')
+		b = appendDigits(b, d, 2)
+		if parts&withClock != 0 {
+			b = append(b, 'T')
+		}
+	}
+	if parts&withClock != 0 {
+		h, mi, sec := t.Clock()
+		b = appendDigits(b, h, 2)
+		b = append(b, ':')
+		b = appendDigits(b, mi, 2)
+		b = append(b, ':')
+		b = appendDigits(b, sec, 2)
+		if ns := t.Nanosecond(); ns != 0 {
+			digits := 9
+			for ns%10 == 0 {
+				ns /= 10
+				digits--
+			}
+			b = append(b, '.')
+			b = appendDigits(b, ns, digits)
+		}
+	}
+	if parts&withZ != 0 {
+		b = append(b, 'Z')
+	}
 	return append(b, '"')
+}
+
+// appendDigits appends v (not negative) in decimal, zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var buf [20]byte
+	i := len(buf)
+	for v >= 10 || width > 1 {
+		i--
+		buf[i] = byte('0' + v%10)
+		v /= 10
+		width--
+	}
+	i--
+	buf[i] = byte('0' + v)
+	return append(b, buf[i:]...)
 }
 
 func appendBase64(b, v []byte) []byte {
@@ -524,11 +584,24 @@ func appendBase64(b, v []byte) []byte {
 // appendDecimal appends the two's-complement big-endian unscaled value v with scale digits after the point,
 // as a JSON string, every digit of the scale kept ("12.30").
 func appendDecimal(b, v []byte, scale int) []byte {
-	n := new(big.Int).SetBytes(v)
-	if len(v) > 0 && v[0]&0x80 != 0 {
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(v))))
+	var digits string
+	if len(v) <= 8 {
+		// Most decimals fit 64 bits: sign-extend the bytes into an int64 instead of a big.Int.
+		var n int64
+		if len(v) > 0 && v[0]&0x80 != 0 {
+			n = -1
+		}
+		for _, c := range v {
+			n = n<<8 | int64(c)
+		}
+		digits = strconv.FormatInt(n, 10)
+	} else {
+		n := new(big.Int).SetBytes(v)
+		if v[0]&0x80 != 0 {
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(v))))
+		}
+		digits = n.Text(10)
 	}
-	digits := n.Text(10)
 	neg := strings.HasPrefix(digits, "-")
 	digits = strings.TrimPrefix(digits, "-")
 	b = append(b, '"')

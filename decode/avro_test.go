@@ -158,10 +158,37 @@ func TestAppendDecimal(t *testing.T) {
 		{[]byte{}, 2, `"0.00"`},
 		{[]byte{0x07}, 0, `"7"`},
 		{[]byte{0x07}, -2, `"700"`},
+		{[]byte{0x01, 0, 0, 0, 0, 0, 0, 0, 0}, 2, `"184467440737095516.16"`},
+		{[]byte{0xff, 0, 0, 0, 0, 0, 0, 0, 0}, 0, `"-18446744073709551616"`},
+		{[]byte{0x80, 0, 0, 0, 0, 0, 0, 0}, 0, `"-9223372036854775808"`},
 	}
 	for _, tt := range tests {
 		if got := string(appendDecimal(nil, tt.unscaled, tt.scale)); got != tt.want {
 			t.Errorf("%x scale %d: got %s, want %s", tt.unscaled, tt.scale, got, tt.want)
+		}
+	}
+}
+
+// TestAppendTimeMatchesTheStandardLayout checks the hand-written formatter against time.Format's layouts.
+func TestAppendTimeMatchesTheStandardLayout(t *testing.T) {
+	times := []time.Time{time.Unix(0, 0), time.UnixMicro(-1), time.UnixMilli(1714979289120),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC),
+		time.Date(2024, 2, 29, 7, 8, 9, 100000000, time.UTC)}
+	for i := range 1000 {
+		times = append(times, time.UnixMicro(int64(i)*7919*1e9+int64(i)*104729).UTC())
+	}
+	layouts := map[int]string{
+		withDate:                     `"2006-01-02"`,
+		withClock:                    `"15:04:05.999999999"`,
+		withDate | withClock:         `"2006-01-02T15:04:05.999999999"`,
+		withDate | withClock | withZ: `"2006-01-02T15:04:05.999999999Z"`,
+	}
+	for _, tm := range times {
+		tm = tm.UTC()
+		for parts, layout := range layouts {
+			if got, want := string(appendTime(nil, tm, parts)), tm.Format(layout); got != want {
+				t.Fatalf("%v parts %b: got %s, want %s", tm, parts, got, want)
+			}
 		}
 	}
 }

@@ -48,7 +48,9 @@ func TestRegistryOutagesAreUnavailableAndNotCached(t *testing.T) {
 		name   string
 		answer func(w http.ResponseWriter)
 	}{
-		{"5xx", func(w http.ResponseWriter) { http.Error(w, `{"error_code":50001,"message":"store down"}`, http.StatusInternalServerError) }},
+		{"5xx", func(w http.ResponseWriter) {
+			http.Error(w, `{"error_code":50001,"message":"store down"}`, http.StatusInternalServerError)
+		}},
 		{"rejected credentials", func(w http.ResponseWriter) { http.Error(w, `{"error_code":40101}`, http.StatusUnauthorized) }},
 		{"404 from something that is not a registry", func(w http.ResponseWriter) { http.Error(w, "no such page", http.StatusNotFound) }},
 	}
