@@ -68,8 +68,8 @@ volumeMounts:
 	}
 	values := map[string]any{
 		"app": map[string]any{
-			"name":  c["name"],
-			"image": map[string]any{"repository": "registry.example.com/worker", "tag": "3.1.0", "pullPolicy": "Always"},
+			"name":    c["name"],
+			"image":   map[string]any{"repository": "registry.example.com/worker", "tag": "3.1.0", "pullPolicy": "Always"},
 			"command": c["command"], "args": c["args"], "ports": c["ports"], "env": c["env"], "envFrom": c["envFrom"],
 			"startupProbe": c["startupProbe"], "livenessProbe": c["livenessProbe"], "readinessProbe": c["readinessProbe"],
 			"lifecycle": c["lifecycle"], "resources": c["resources"], "securityContext": c["securityContext"],

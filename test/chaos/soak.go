@@ -108,7 +108,9 @@ func (o *SoakOptions) defaults() {
 }
 
 // drainTime is the part of a soak kept for the last records to finish and the verdict.
-func (o *SoakOptions) drainTime() time.Duration { return min(max(o.Duration/10, 30*time.Second), 2*time.Minute) }
+func (o *SoakOptions) drainTime() time.Duration {
+	return min(max(o.Duration/10, 30*time.Second), 2*time.Minute)
+}
 
 // Sample is one look at the soak.
 type Sample struct {
