@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"net/http"
 	"os"
@@ -95,6 +96,7 @@ func holdsFor(tb testing.TB, d time.Duration, cond func() bool, format string, a
 type stack struct {
 	kafka *kafkaEnv
 	redis *redistest.Server
+	rc    *redis.Client // made by redisClient
 	app   *testApp
 	topic string
 	group string
