@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -106,14 +105,16 @@ func (s *redisServer) client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: s.addr, PoolSize: 4})
 }
 
-// usage is what a run has used so far: CPU per process and commands processed by redis-server.
+// usage is what a run has used so far: CPU per process, commands processed by redis-server and the memory
+// it uses.
 type usage struct {
-	cpu      cpuSplit
-	commands int64
+	cpu        cpuSplit
+	commands   int64
+	usedMemory int64
 }
 
 func (u usage) sub(o usage) usage {
-	return usage{cpu: u.cpu.sub(o.cpu), commands: u.commands - o.commands}
+	return usage{cpu: u.cpu.sub(o.cpu), commands: u.commands - o.commands, usedMemory: u.usedMemory - o.usedMemory}
 }
 
 // sample reads the CPU of every process of a run (the sidecar is sidecarPID) and the commands redis-server
@@ -124,28 +125,32 @@ func (s *redisServer) sample(ctx context.Context, sidecarPID int) (usage, error)
 	if u.cpu, err = s.machineCPU(sidecarPID); err != nil {
 		return u, err
 	}
-	u.commands, err = s.commands(ctx)
+	if u.commands, err = s.info(ctx, "stats", "total_commands_processed"); err != nil {
+		return u, err
+	}
+	u.usedMemory, err = s.info(ctx, "memory", "used_memory")
 	return u, err
 }
 
-// commands returns how many commands the server has processed (INFO stats total_commands_processed).
-func (s *redisServer) commands(ctx context.Context) (int64, error) {
+// info returns one integer field of a section of INFO: total_commands_processed (stats) counts the commands
+// the server has processed, used_memory (memory) the bytes its data takes.
+func (s *redisServer) info(ctx context.Context, section, field string) (int64, error) {
 	c := s.client()
 	defer func() { _ = c.Close() }()
-	info, err := c.Info(ctx, "stats").Result()
+	info, err := c.Info(ctx, section).Result()
 	if err != nil {
-		return 0, fmt.Errorf("reading redis stats: %w", err)
+		return 0, fmt.Errorf("reading redis %s: %w", section, err)
 	}
 	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("parsing total_commands_processed %q: %w", v, err)
+				return 0, fmt.Errorf("parsing %s %q: %w", field, v, err)
 			}
 			return n, nil
 		}
 	}
-	return 0, errors.New("redis stats lack total_commands_processed")
+	return 0, fmt.Errorf("redis %s lacks %s", section, field)
 }
 
 // flush empties the server between runs, so every run starts with the same store.

@@ -24,6 +24,9 @@ type result struct {
 	// RedisCommandsPerRecord is the commands redis-server processed per record in the same window, as its
 	// total_commands_processed counts them: a script call counts once, and so does each command it runs.
 	RedisCommandsPerRecord *float64 `json:"redis_commands_per_record,omitempty"`
+	// RedisBytesPerRecord is redis-server's used_memory growth over the same window divided by the records done
+	// in it: what the dedup marks of a record cost the store.
+	RedisBytesPerRecord *float64 `json:"redis_bytes_per_record,omitempty"`
 	// BusyPercent is the CPU of every process of the run (sidecar, redis-server, and this tool with kfake and
 	// the app) over the window, as a share of all the machine's cores: near 100 the machine is the limit.
 	BusyPercent *float64 `json:"busy_percent,omitempty"`
@@ -90,12 +93,13 @@ func cell(f *float64, prec int) string {
 // writeMarkdown prints the results and the checks as two markdown tables.
 func writeMarkdown(w io.Writer, r report) error {
 	var b strings.Builder
-	b.WriteString("| mode | records | records/s | CPU µs/record | Redis CPU µs/record | Redis commands/record | machine busy % | peak RSS MiB | latency p50 ms | latency p99 ms | note |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| mode | records | records/s | CPU µs/record | Redis CPU µs/record | Redis commands/record | Redis used_memory growth ÷ records done | machine busy % | peak RSS MiB | latency p50 ms | latency p99 ms | note |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Name, x.Records,
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Name, x.Records,
 			strconv.FormatFloat(x.RecordsPerSec, 'f', 0, 64), cell(x.CPUMicrosPerRecord, 1),
-			cell(x.RedisCPUMicrosPerRecord, 1), cell(x.RedisCommandsPerRecord, 3), cell(x.BusyPercent, 0),
+			cell(x.RedisCPUMicrosPerRecord, 1), cell(x.RedisCommandsPerRecord, 3), cell(x.RedisBytesPerRecord, 2),
+			cell(x.BusyPercent, 0),
 			cell(x.PeakRSSMiB, 1), cell(x.P50Ms, 1), cell(x.P99Ms, 1), x.Note)
 	}
 	if len(r.Checks) > 0 {

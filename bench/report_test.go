@@ -88,7 +88,8 @@ func TestReportOutputs(t *testing.T) {
 		Results: []result{
 			{Name: "bare HTTP", Records: 10, RecordsPerSec: 1000, BusyPercent: ptr(97.6), P50Ms: ptr(1), P99Ms: ptr(2)},
 			{Name: "sidecar", Records: 10, RecordsPerSec: 800, CPUMicrosPerRecord: ptr(12.34),
-				RedisCPUMicrosPerRecord: ptr(4.56), RedisCommandsPerRecord: ptr(0.0625), BusyPercent: ptr(88.8), PeakRSSMiB: ptr(40)},
+				RedisCPUMicrosPerRecord: ptr(4.56), RedisCommandsPerRecord: ptr(0.0625), RedisBytesPerRecord: ptr(0.184),
+				BusyPercent: ptr(88.8), PeakRSSMiB: ptr(40)},
 		},
 		Checks: checks(map[string]result{
 			runBareName:   {RecordsPerSec: 1000},
@@ -99,8 +100,8 @@ func TestReportOutputs(t *testing.T) {
 	if err := writeMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| bare HTTP | 10 | 1000 | — | — | — | 98 | — | 1.0 | 2.0 |",
-		"| sidecar | 10 | 800 | 12.3 | 4.6 | 0.062 | 89 | 40.0 | — | — |",
+	for _, want := range []string{"| bare HTTP | 10 | 1000 | — | — | — | — | 98 | — | 1.0 | 2.0 |",
+		"| sidecar | 10 | 800 | 12.3 | 4.6 | 0.062 | 0.18 | 89 | 40.0 | — | — |",
 		"| per record ÷ bare HTTP | 0.80× | ≥ 0.7× | pass |", "| CPU per record, per-record mode | 12.34 µs | ≤ 20 µs | pass |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, md.String())

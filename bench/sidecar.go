@@ -157,6 +157,7 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 	// This includes the few commands of the second sample itself (a connection's set-up, INFO): nothing at
 	// the precision shown.
 	res.RedisCommandsPerRecord = ptr(float64(used.commands) / float64(m.records))
+	res.RedisBytesPerRecord = ptr(float64(used.usedMemory) / float64(m.records))
 	res.BusyPercent = ptr(used.cpu.busyPercent(time.Since(start)))
 
 	if m.tail > 0 {

@@ -228,7 +228,8 @@ func TestRunAllPassOnSafeSetup(t *testing.T) {
 		t.Fatalf("the app probes ran %d times, want 2", probed)
 	}
 	wantIDs := []string{"kafka.reachable", "producer.settings", "dedup.store",
-		"redis.reachable", "redis.latency", "redis.persistence", "redis.eviction", "redis.memory", "app.reachable", "app.health",
+		"redis.reachable", "redis.latency", "redis.persistence", "redis.eviction", "redis.memory", "redis.capacity",
+		"app.reachable", "app.health",
 		"group.offsets_retained:" + source, "group.offsets_retained:" + retry1, "dlq.retention:" + dlq}
 	for _, topic := range []string{source, retry1, dlq} {
 		wantIDs = append(wantIDs, "topic.exists:"+topic, "topic.replication:"+topic, "topic.min_insync:"+topic, "topic.unclean_election:"+topic)

@@ -71,6 +71,7 @@ func (r *run) redisChecks(ctx context.Context) {
 	r.add(worst("redis.persistence", infos, evalPersistence))
 	r.add(worst("redis.eviction", infos, evalEviction))
 	r.add(worst("redis.memory", infos, evalMemory))
+	r.capacityCheck(ctx, infos)
 }
 
 // latencyCheck times a few PINGs with the run's clock and judges their median.
