@@ -102,11 +102,13 @@ const (
 const maxMarksPerCall = 512
 
 // chunkBytes is the length of a position-mark key's value: with the string header and terminator Redis adds,
-// an allocation of exactly 8 KiB. Its last byte is padding, written on every mark so that a new key is created
-// at full length in one allocation (growing it bit by bit would leave up to half of it unused).
-const chunkBytes = 8186
+// an allocation of exactly 1 KiB. Its last byte is padding: a new key is created at full length in one
+// allocation by writing it (growing the value bit by bit would leave up to half of it unused). The size keeps
+// the key's own cost (about 160 bytes: name, dictionary entries, expiry) small per record, and the bytes a
+// partition's first chunk of a leader epoch allocates before its first offset small too.
+const chunkBytes = 1018
 
-// ChunkOffsets is the number of offsets one position-mark key covers (8 per byte but the padding): 65,480.
+// ChunkOffsets is the number of offsets one position-mark key covers (8 per byte but the padding): 8,136.
 // Offsets n*ChunkOffsets to (n+1)*ChunkOffsets-1 of one partition and leader epoch share a key.
 const ChunkOffsets = (chunkBytes - 1) * 8
 

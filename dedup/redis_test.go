@@ -115,8 +115,8 @@ func TestRedisKeyLayout(t *testing.T) {
 					t.Fatalf("after complete: GETBIT %q %d = %d, %v; want 1", key, bit, got, err)
 				}
 				// Created at full length at once: no growth, no slack.
-				if n, err := client.StrLen(ctx, key).Result(); err != nil || n != 8186 {
-					t.Fatalf("STRLEN %q = %d, %v; want 8186", key, n, err)
+				if n, err := client.StrLen(ctx, key).Result(); err != nil || n != 1018 {
+					t.Fatalf("STRLEN %q = %d, %v; want 1018", key, n, err)
 				}
 				if got, err := client.PTTL(ctx, key).Result(); err != nil || got <= 168*time.Hour-5*time.Second {
 					t.Fatalf("PTTL %q = %v, %v; want just under 168h", key, got, err)
