@@ -61,6 +61,7 @@ func TestCIValuesRenderAndDecodeStrictly(t *testing.T) {
 		"memory-dedup-values.yaml":   {"Deployment"},
 		"template-only-values.yaml":  {"PrometheusRule", "ConfigMap"},
 		"configmap-values.yaml":      {"Deployment"},
+		"decode-values.yaml":         {"Deployment", "NetworkPolicy"},
 	}
 	files := ciValues(t)
 	for _, file := range files {
@@ -159,6 +160,19 @@ func TestRejectedValues(t *testing.T) {
 		{"no topics and no ConfigMap", []string{"--set", "sidecar.kafka.topics=null"}, "sidecar.kafka.topics required"},
 		{"keda without topics in the values", []string{"--set", "keda.enabled=true,sidecar.kafka.topics=null", "--set-string", "sidecar.configMap=platform"}, "keda.enabled needs sidecar.kafka.brokers, topics and group"},
 		{"configMap not an object name", []string{"--set-string", "sidecar.configMap=Platform_Defaults"}, "/sidecar/configMap"},
+		{"group protocol outside its enum", []string{"--set-string", "sidecar.kafka.groupProtocol=cooperative"}, "/sidecar/kafka/groupProtocol"},
+		{"decode mode outside its enum", []string{"--set-string", "sidecar.decode.mode=avro"}, "/sidecar/decode/mode"},
+		{"cloudevents mode outside its enum", []string{"--set-string", "sidecar.cloudEvents.mode=structured"}, "/sidecar/cloudEvents/mode"},
+		{"blank cloudevents type", []string{"--set-string", "sidecar.cloudEvents.type=  "}, "/sidecar/cloudEvents/type"},
+		{"stall timeout not a duration", []string{"--set-string", "sidecar.stallTimeout=5 minutes"}, "/sidecar/stallTimeout"},
+		{"id ttl not a duration", []string{"--set-string", "sidecar.dedup.idTtl=1d"}, "/sidecar/dedup/idTtl"},
+		{"memory below its minimum", []string{"--set", "sidecar.dedup.memoryMaxBytes=1024"}, "/sidecar/dedup/memoryMaxBytes"},
+		{"registry url of another scheme", []string{"--set-string", "sidecar.schemaRegistry.url=registry:8081"}, "/sidecar/schemaRegistry/url"},
+		{"registry url with credentials", []string{"--set-string", "sidecar.schemaRegistry.url=https://user:pw@registry:8081"}, "/sidecar/schemaRegistry/url"},
+		{"decode without a registry", []string{"--set-string", "sidecar.decode.mode=json"}, "sidecar.schemaRegistry.url is required"},
+		{"registry user without a password", []string{"--set-string", "sidecar.schemaRegistry.username=orders"}, "must be set together"},
+		{"registry password without a user", []string{"--set-string", "sidecar.schemaRegistry.passwordSecret.name=registry"}, "must be set together"},
+		{"registry ca secret without its key", []string{"--set-string", "sidecar.schemaRegistry.tls.caSecret.name=ca,sidecar.schemaRegistry.tls.caSecret.key="}, `the key of the schema-registry-tls-ca Secret "ca" is required`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -282,12 +282,7 @@ func TestNetworkPolicy(t *testing.T) {
 	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
 		t.Errorf("policyTypes = %v", np.Spec.PolicyTypes)
 	}
-	egress := map[string]int{} // "proto/port" -> peers (0 means any destination)
-	for _, rule := range np.Spec.Egress {
-		for _, p := range rule.Ports {
-			egress[string(*p.Protocol)+"/"+p.Port.String()] = len(rule.To)
-		}
-	}
+	egress := egressPeers(np)
 	for port, peers := range map[string]int{"UDP/53": 0, "TCP/53": 0, "TCP/9092": 1, "TCP/6379": 1, "TCP/5432": 0} {
 		got, ok := egress[port]
 		if !ok || got != peers {
@@ -311,6 +306,45 @@ func TestNetworkPolicy(t *testing.T) {
 		t.Errorf("admin port ingress %+v does not admit the test pod %v", ingress["9464"], testPod.Labels)
 	}
 
+	t.Run("schema registry egress", func(t *testing.T) {
+		objs := render(t, "--values", ciFile("decode-values.yaml"))
+		if got := egressPeers(only[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy"))["TCP/8081"]; got != 1 {
+			t.Errorf("egress to the registry port 8081: %d peers, want the one of networkPolicy.egress.schemaRegistry.to", got)
+		}
+		// Without ports in the values, the rule opens the URL's port, or the scheme's.
+		for _, tt := range []struct{ url, port string }{
+			{"http://registry:8085", "TCP/8085"},
+			{"https://registry.example.com/apis/ccompat/v7", "TCP/443"},
+			{"http://registry", "TCP/80"},
+			{"http://[fd00::1]:8081/", "TCP/8081"},
+		} {
+			objs := render(t, "--values", minimalValues, "--set", "networkPolicy.enabled=true",
+				"--set-string", "sidecar.schemaRegistry.url="+tt.url)
+			if _, ok := egressPeers(only[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy"))[tt.port]; !ok {
+				t.Errorf("registry %s: no egress to %s", tt.url, tt.port)
+			}
+		}
+		objs = render(t, "--values", minimalValues,
+			"--set", "networkPolicy.enabled=true,networkPolicy.egress.schemaRegistry.ports={8443,9443}",
+			"--set-string", "sidecar.schemaRegistry.url=https://registry")
+		egress := egressPeers(only[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy"))
+		for _, port := range []string{"TCP/8443", "TCP/9443"} {
+			if _, ok := egress[port]; !ok {
+				t.Errorf("no egress to the given registry port %s: %v", port, egress)
+			}
+		}
+		if _, ok := egress["TCP/443"]; ok {
+			t.Errorf("egress to 443 opened although the registry ports are given: %v", egress)
+		}
+	})
+	t.Run("no registry egress without a registry", func(t *testing.T) {
+		objs := render(t, "--values", minimalValues, "--set", "networkPolicy.enabled=true")
+		want := []string{"TCP/53", "TCP/6379", "TCP/9092", "TCP/9093", "UDP/53"}
+		got := slices.Sorted(maps.Keys(egressPeers(only[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy"))))
+		if !slices.Equal(got, want) {
+			t.Errorf("egress ports %v, want %v", got, want)
+		}
+	})
 	t.Run("no redis egress without redis", func(t *testing.T) {
 		objs := render(t, "--values", ciFile("memory-dedup-values.yaml"), "--set", "networkPolicy.enabled=true")
 		for _, rule := range only[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy").Spec.Egress {
@@ -500,4 +534,16 @@ func copyDir(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatalf("copying %s: %v", from, err)
 	}
+}
+
+// egressPeers maps each "proto/port" a NetworkPolicy lets out to the number of peers of its rule (0 means any
+// destination).
+func egressPeers(np *networkingv1.NetworkPolicy) map[string]int {
+	egress := map[string]int{}
+	for _, rule := range np.Spec.Egress {
+		for _, p := range rule.Ports {
+			egress[string(*p.Protocol)+"/"+p.Port.String()] = len(rule.To)
+		}
+	}
+	return egress
 }

@@ -30,7 +30,10 @@ var contractEnv = []string{
 	"SIDECAR_BATCH_MAX_RECORDS", "SIDECAR_BATCH_MAX_WAIT", "SIDECAR_DOCTOR_STRICT", "SIDECAR_PPROF", "SIDECAR_METRICS_ADDR",
 	"SIDECAR_KAFKA_TLS_MIN_VERSION", "SIDECAR_REDIS_TLS_CERT_FILE", "SIDECAR_REDIS_TLS_KEY_FILE",
 	"SIDECAR_APP_TLS_CA_FILE", "SIDECAR_APP_TLS_CERT_FILE", "SIDECAR_APP_TLS_KEY_FILE",
-	"SIDECAR_APP_MAX_RESPONSE_BYTES",
+	"SIDECAR_APP_MAX_RESPONSE_BYTES", "SIDECAR_KAFKA_GROUP_PROTOCOL",
+	"SIDECAR_SCHEMA_REGISTRY_URL", "SIDECAR_SCHEMA_REGISTRY_USERNAME", "SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE",
+	"SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE", "SIDECAR_DECODE", "SIDECAR_DECODE_KEYS", "SIDECAR_CLOUDEVENTS",
+	"SIDECAR_CLOUDEVENTS_TYPE", "SIDECAR_DEDUP_ID_TTL", "SIDECAR_DEDUP_MEMORY_MAX_BYTES",
 }
 
 // plainEnv maps a value under `sidecar.` to the variable it sets. The values are those of ci/full-values.yaml,
@@ -47,6 +50,7 @@ var plainEnv = []struct {
 	{"kafka.group", "orders-app", "SIDECAR_KAFKA_GROUP", "orders-app"},
 	{"kafka.sessionTimeout", "20s", "SIDECAR_KAFKA_SESSION_TIMEOUT", "20s"},
 	{"kafka.startOffset", "latest", "SIDECAR_KAFKA_START_OFFSET", "latest"},
+	{"kafka.groupProtocol", "consumer", "SIDECAR_KAFKA_GROUP_PROTOCOL", "consumer"},
 	{"kafka.createTopics", false, "SIDECAR_CREATE_TOPICS", "false"},
 	{"kafka.commitInterval", "2s", "SIDECAR_COMMIT_INTERVAL", "2s"},
 	{"kafka.maxBufferedRecords", 5000, "SIDECAR_MAX_BUFFERED_RECORDS", "5000"},
@@ -71,9 +75,17 @@ var plainEnv = []struct {
 	{"dedup.mode", "redis", "SIDECAR_DEDUP", "redis"},
 	{"dedup.idHeader", "message-id", "SIDECAR_ID_HEADER", "message-id"},
 	{"dedup.ttl", "336h", "SIDECAR_DEDUP_TTL", "336h"},
+	{"dedup.idTtl", "48h", "SIDECAR_DEDUP_ID_TTL", "48h"},
+	{"dedup.memoryMaxBytes", 134217728, "SIDECAR_DEDUP_MEMORY_MAX_BYTES", "134217728"},
 	{"dedup.keyPrefix", "orders", "SIDECAR_DEDUP_KEY_PREFIX", "orders"},
 	{"dedup.leaseMargin", "15s", "SIDECAR_DEDUP_LEASE_MARGIN", "15s"},
 	{"redis.url", "rediss://redis.internal:6380/1", "SIDECAR_REDIS_URL", "rediss://redis.internal:6380/1"},
+	{"decode.mode", "json", "SIDECAR_DECODE", "json"},
+	{"decode.keys", true, "SIDECAR_DECODE_KEYS", "true"},
+	{"schemaRegistry.url", "https://schema-registry.internal:8081", "SIDECAR_SCHEMA_REGISTRY_URL", "https://schema-registry.internal:8081"},
+	{"schemaRegistry.username", "orders-app", "SIDECAR_SCHEMA_REGISTRY_USERNAME", "orders-app"},
+	{"cloudEvents.mode", "wrap", "SIDECAR_CLOUDEVENTS", "wrap"},
+	{"cloudEvents.type", "com.example.orders.record", "SIDECAR_CLOUDEVENTS_TYPE", "com.example.orders.record"},
 	{"retry.attemptsInPlace", 5, "SIDECAR_RETRY_ATTEMPTS_IN_PLACE", "5"},
 	{"retry.delays", []string{"30s", "5m", "1h"}, "SIDECAR_RETRY_DELAYS", "30s,5m,1h"},
 	{"retry.backoff", "100ms", "SIDECAR_RETRY_BACKOFF", "100ms"},
@@ -108,6 +120,8 @@ var fileEnv = []struct {
 	{"app.tls.caSecret", "key", "orders-app-ca", "ca.crt", "SIDECAR_APP_TLS_CA_FILE", "/etc/kafka-sidecar/app-tls-ca/ca.crt"},
 	{"app.tls.clientSecret", "certKey", "orders-app-client", "tls.crt", "SIDECAR_APP_TLS_CERT_FILE", "/etc/kafka-sidecar/app-tls-client/tls.crt"},
 	{"app.tls.clientSecret", "keyKey", "orders-app-client", "tls.key", "SIDECAR_APP_TLS_KEY_FILE", "/etc/kafka-sidecar/app-tls-client/tls.key"},
+	{"schemaRegistry.passwordSecret", "key", "schema-registry-orders", "registry-password", "SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE", "/etc/kafka-sidecar/schema-registry-password/password"},
+	{"schemaRegistry.tls.caSecret", "key", "schema-registry-ca", "ca.pem", "SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE", "/etc/kafka-sidecar/schema-registry-tls-ca/ca.crt"},
 }
 
 // setFlag turns a table value into the --set flag that passes it with its type.

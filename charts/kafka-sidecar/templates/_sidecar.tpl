@@ -153,6 +153,8 @@ do not depend on the key names inside the Secrets.
 {{- end }}
 {{- $specs = append $specs (list "redis-password" (dig "redis" "passwordSecret" dict $v) (list (list "key" "password" "SIDECAR_REDIS_PASSWORD_FILE"))) }}
 {{- $specs = append $specs (list "app-token" (dig "app" "authTokenSecret" dict $v) (list (list "key" "token" "SIDECAR_APP_AUTH_TOKEN_FILE"))) }}
+{{- $specs = append $specs (list "schema-registry-password" (dig "schemaRegistry" "passwordSecret" dict $v) (list (list "key" "password" "SIDECAR_SCHEMA_REGISTRY_PASSWORD_FILE"))) }}
+{{- $specs = append $specs (list "schema-registry-tls-ca" (dig "schemaRegistry" "tls" "caSecret" dict $v) (list (list "key" "ca.crt" "SIDECAR_SCHEMA_REGISTRY_TLS_CA_FILE"))) }}
 {{- range $specs }}
 {{- $id := index . 0 }}
 {{- $ref := index . 1 }}
@@ -197,12 +199,19 @@ unless a ConfigMap, Secret or other environment source may hold them.
 {{- if and (not $sources) (has (toString (dig "dedup" "mode" "" $v)) (list "" "redis")) (empty (dig "redis" "url" "" $v)) (empty (dig "name" "" $redisURLSecret)) }}
 {{- fail "sidecar.redis.url (or sidecar.redis.urlSecret) is required while sidecar.dedup.mode is redis (the default)" }}
 {{- end }}
+{{- if and (not $sources) (eq (toString (dig "decode" "mode" "" $v)) "json") (empty (dig "schemaRegistry" "url" "" $v)) }}
+{{- fail "sidecar.schemaRegistry.url is required while sidecar.decode.mode is json" }}
+{{- end }}
+{{- if and (not $sources) (ne (empty (dig "schemaRegistry" "username" "" $v)) (empty (dig "schemaRegistry" "passwordSecret" "name" "" $v))) }}
+{{- fail "sidecar.schemaRegistry.username and sidecar.schemaRegistry.passwordSecret.name must be set together" }}
+{{- end }}
 {{- range list
   (list "SIDECAR_KAFKA_BROKERS" "kafka" "brokers")
   (list "SIDECAR_KAFKA_TOPICS" "kafka" "topics")
   (list "SIDECAR_KAFKA_GROUP" "kafka" "group")
   (list "SIDECAR_KAFKA_SESSION_TIMEOUT" "kafka" "sessionTimeout")
   (list "SIDECAR_KAFKA_START_OFFSET" "kafka" "startOffset")
+  (list "SIDECAR_KAFKA_GROUP_PROTOCOL" "kafka" "groupProtocol")
   (list "SIDECAR_CREATE_TOPICS" "kafka" "createTopics")
   (list "SIDECAR_COMMIT_INTERVAL" "kafka" "commitInterval")
   (list "SIDECAR_MAX_BUFFERED_RECORDS" "kafka" "maxBufferedRecords")
@@ -227,9 +236,17 @@ unless a ConfigMap, Secret or other environment source may hold them.
   (list "SIDECAR_DEDUP" "dedup" "mode")
   (list "SIDECAR_ID_HEADER" "dedup" "idHeader")
   (list "SIDECAR_DEDUP_TTL" "dedup" "ttl")
+  (list "SIDECAR_DEDUP_ID_TTL" "dedup" "idTtl")
+  (list "SIDECAR_DEDUP_MEMORY_MAX_BYTES" "dedup" "memoryMaxBytes")
   (list "SIDECAR_DEDUP_KEY_PREFIX" "dedup" "keyPrefix")
   (list "SIDECAR_DEDUP_LEASE_MARGIN" "dedup" "leaseMargin")
   (list "SIDECAR_REDIS_URL" "redis" "url")
+  (list "SIDECAR_DECODE" "decode" "mode")
+  (list "SIDECAR_DECODE_KEYS" "decode" "keys")
+  (list "SIDECAR_SCHEMA_REGISTRY_URL" "schemaRegistry" "url")
+  (list "SIDECAR_SCHEMA_REGISTRY_USERNAME" "schemaRegistry" "username")
+  (list "SIDECAR_CLOUDEVENTS" "cloudEvents" "mode")
+  (list "SIDECAR_CLOUDEVENTS_TYPE" "cloudEvents" "type")
   (list "SIDECAR_RETRY_ATTEMPTS_IN_PLACE" "retry" "attemptsInPlace")
   (list "SIDECAR_RETRY_DELAYS" "retry" "delays")
   (list "SIDECAR_RETRY_BACKOFF" "retry" "backoff")
