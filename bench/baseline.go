@@ -126,7 +126,7 @@ func runNaive(ctx context.Context, rs *redisServer, n, keys int, timeout time.Du
 		return res, err
 	}
 	defer cluster.Close()
-	if err := preload(ctx, cluster.ListenAddrs(), topic, n, keys); err != nil {
+	if err := preload(ctx, cluster.ListenAddrs(), topic, n, keys, nil); err != nil {
 		return res, err
 	}
 	if err := rs.flush(ctx); err != nil {

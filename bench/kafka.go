@@ -25,11 +25,17 @@ func value(i int) []byte {
 	return []byte(head + strings.Repeat("x", pad) + tail)
 }
 
-// record builds record i with one of keys keys.
-func record(i, keys int) *kgo.Record {
+// valueFunc builds the value of record i.
+type valueFunc func(i int) []byte
+
+// record builds record i with one of keys keys; a nil value builds the JSON document.
+func record(i, keys int, v valueFunc) *kgo.Record {
+	if v == nil {
+		v = value
+	}
 	return &kgo.Record{
 		Key:     []byte("key-" + strconv.Itoa(i%keys)),
-		Value:   value(i),
+		Value:   v(i),
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}},
 	}
 }
@@ -44,7 +50,7 @@ func startKafka(topic string, partitions int) (*kfake.Cluster, error) {
 }
 
 // preload produces n records to topic in chunks, so the producer's memory stays small.
-func preload(ctx context.Context, seeds []string, topic string, n, keys int) error {
+func preload(ctx context.Context, seeds []string, topic string, n, keys int, v valueFunc) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(20000))
 	if err != nil {
@@ -56,7 +62,7 @@ func preload(ctx context.Context, seeds []string, topic string, n, keys int) err
 	for start := 0; start < n; start += chunk {
 		recs = recs[:0]
 		for i := start; i < min(start+chunk, n); i++ {
-			recs = append(recs, record(i, keys))
+			recs = append(recs, record(i, keys, v))
 		}
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			return fmt.Errorf("preloading records: %w", err)
@@ -66,7 +72,7 @@ func preload(ctx context.Context, seeds []string, topic string, n, keys int) err
 }
 
 // produceTail produces n records at rate per second, each stamped with its produce time, for latency.
-func produceTail(ctx context.Context, seeds []string, topic string, n, rate, keys, offset int) error {
+func produceTail(ctx context.Context, seeds []string, topic string, n, rate, keys, offset int, v valueFunc) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(0))
 	if err != nil {
@@ -85,7 +91,7 @@ func produceTail(ctx context.Context, seeds []string, topic string, n, rate, key
 			return err
 		case <-t.C:
 		}
-		r := record(offset+i, keys)
+		r := record(offset+i, keys, v)
 		r.Timestamp = time.Now()
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			if err != nil {

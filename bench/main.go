@@ -43,12 +43,13 @@ const (
 	runBareName      = "bare"
 	runNaiveName     = "naive"
 	runSingleName    = "single"
+	runAvroName      = "single-avro"
 	runBatchName     = "batch"
 	runSlowPartition = "slow-partition"
 	runSlowKey       = "slow-key"
 )
 
-var allRuns = []string{runBareName, runNaiveName, runSingleName, runBatchName, runSlowPartition, runSlowKey}
+var allRuns = []string{runBareName, runNaiveName, runSingleName, runAvroName, runBatchName, runSlowPartition, runSlowKey}
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -168,6 +169,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				env: []string{"SIDECAR_ORDERING=key", "SIDECAR_MAX_IN_FLIGHT=" + strconv.Itoa(o.concurrency)},
 			}), o.runTimeout, prof)
 			res.Note = fmt.Sprintf("instant app, redis dedup, max in-flight %d", o.concurrency)
+		case runAvroName:
+			res, err = runSidecar(ctx, o.binary, rs, withEnv(mode{
+				name: "sidecar, per record, Avro decoded", records: o.records, keys: o.keys, tail: 1000, tailRate: 1000,
+				env: []string{"SIDECAR_ORDERING=key", "SIDECAR_MAX_IN_FLIGHT=" + strconv.Itoa(o.concurrency)}, avro: true,
+			}), o.runTimeout, prof)
+			res.Note = fmt.Sprintf("as per record, values in Avro wire format, SIDECAR_DECODE=json, max in-flight %d", o.concurrency)
 		case runBatchName:
 			res, err = runSidecar(ctx, o.binary, rs, withEnv(mode{
 				name: "sidecar, batch of 100", records: o.batchRecords, keys: o.keys, batch: true, tail: 1000, tailRate: 1000,
@@ -235,6 +242,9 @@ func checks(r map[string]result, backlog int) []check {
 	}
 	if okSingle && single.PeakRSSMiB != nil {
 		out = append(out, newCheck(fmt.Sprintf("peak RSS, %d-record backlog", backlog), *single.PeakRSSMiB, " MiB", 64, true))
+	}
+	if avro, ok := r[runAvroName]; ok && okSingle && avro.CPUMicrosPerRecord != nil && single.CPUMicrosPerRecord != nil {
+		out = append(out, newCheck("CPU per record, Avro decoded ÷ not", *avro.CPUMicrosPerRecord / *single.CPUMicrosPerRecord, "×", 1.5, true))
 	}
 	if batch, ok := r[runBatchName]; ok && okSingle {
 		out = append(out, newCheck("batch ÷ per record", batch.RecordsPerSec/single.RecordsPerSec, "×", 8, false))

@@ -25,6 +25,9 @@ type mode struct {
 	env     []string
 	// tail records are produced at tailRate per second after the backlog is done, for the latency figures.
 	tail, tailRate int
+	// avro writes the values in Confluent wire format against a registry the run starts, and has the sidecar
+	// decode them (SIDECAR_DECODE=json).
+	avro bool
 }
 
 // env is the configuration the child gets: only the variables the run names (and -env adds), so the caller's
@@ -79,7 +82,14 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 		return res, err
 	}
 	defer cluster.Close()
-	if err := preload(ctx, cluster.ListenAddrs(), topic, m.records, m.keys); err != nil {
+	var values valueFunc
+	if m.avro {
+		registry := startRegistry()
+		defer registry.Close()
+		values = avroValue
+		m.env = append(m.env, "SIDECAR_DECODE=json", "SIDECAR_SCHEMA_REGISTRY_URL="+registry.URL())
+	}
+	if err := preload(ctx, cluster.ListenAddrs(), topic, m.records, m.keys, values); err != nil {
 		return res, err
 	}
 	if err := rs.flush(ctx); err != nil {
@@ -162,7 +172,7 @@ func runSidecar(ctx context.Context, binary string, rs *redisServer, m mode, tim
 
 	if m.tail > 0 {
 		a.sampling.Store(true)
-		if err := produceTail(ctx, cluster.ListenAddrs(), topic, m.tail, m.tailRate, m.keys, m.records); err != nil {
+		if err := produceTail(ctx, cluster.ListenAddrs(), topic, m.tail, m.tailRate, m.keys, m.records, values); err != nil {
 			return fail(err)
 		}
 		if err := a.waitRecords(int64(m.records+m.tail), deadline, exited); err != nil {
