@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -33,51 +31,26 @@ type Schemas interface {
 type Options struct {
 	// Keys decodes keys in wire format too.
 	Keys bool
-	// Now is the clock of the outage state; nil means time.Now.
-	Now func() time.Time
 }
 
 // Decoder is the middleware that presents records in wire format as JSON. It is safe for concurrent use.
 type Decoder struct {
 	schemas Schemas
 	keys    bool
-	now     func() time.Time
-
-	mu    sync.Mutex
-	down  error // the last outage, nil once the registry answered again
-	since time.Time
 }
 
 // New returns a Decoder that finds schemas in schemas.
 func New(schemas Schemas, opts Options) *Decoder {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	return &Decoder{schemas: schemas, keys: opts.Keys, now: opts.Now}
+	return &Decoder{schemas: schemas, keys: opts.Keys}
 }
 
 // Unavailable returns why the registry could not be asked, and since when, while it cannot; nil once it
-// answered again. Readiness reports it.
+// answered again, and always nil when schemas do not come from a Registry. Readiness reports it.
 func (d *Decoder) Unavailable() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.down == nil {
-		return nil
+	if r, ok := d.schemas.(interface{ Unavailable() error }); ok {
+		return r.Unavailable()
 	}
-	return fmt.Errorf("%w (since %s)", d.down, d.since.UTC().Format(time.RFC3339))
-}
-
-func (d *Decoder) setDown(err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err == nil {
-		d.down = nil
-		return
-	}
-	if d.down == nil {
-		d.since = d.now()
-	}
-	d.down = err
+	return nil
 }
 
 // inWireFormat reports whether b starts like a record in Confluent wire format.
@@ -181,10 +154,8 @@ func (d *Decoder) decodeOne(ctx context.Context, b []byte) ([]byte, *Schema, err
 	}
 	s, err := d.schemas.Schema(ctx, id)
 	if errors.Is(err, ErrUnavailable) {
-		d.setDown(err)
 		return nil, nil, err
 	}
-	d.setDown(nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("schema id %d: %w", id, err)
 	}

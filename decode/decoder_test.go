@@ -121,11 +121,14 @@ func TestDecoderAnswersWhatItCannotDecode(t *testing.T) {
 	if err := dec.Unavailable(); err == nil || !strings.Contains(err.Error(), "schema id 13") {
 		t.Fatalf("Unavailable() = %v during the outage", err)
 	}
-	// Cached schemas still decode while the registry is down.
+	// Cached schemas still decode while the registry is down, and the outage still shows.
 	ds = []*handler.Delivery{{ID: "cached", Topic: "orders", Value: wire(11, []byte{0x04})}}
 	mw.Deliver(context.Background(), ds, results)
 	if results[0].Outcome != handler.Success || string(rec.got[len(rec.got)-1].Value) != `{"n":2}` {
 		t.Fatalf("cached schema during the outage: %+v", results[0])
+	}
+	if dec.Unavailable() == nil {
+		t.Fatal("a cached schema hid the outage")
 	}
 	down.Store(false)
 	fake.SeedSchema("other-value", 1, 13, sr.Schema{Schema: stringAvro})

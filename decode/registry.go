@@ -85,6 +85,8 @@ type Registry struct {
 	mu      sync.Mutex
 	entries map[int]*list.Element // of *entry
 	lru     *list.List            // front: most recently used
+	down    error                 // the last outage, nil once the registry answered again
+	since   time.Time             // when the outage began
 }
 
 // entry is a cached outcome for one ID: a schema, or an error that is not an outage.
@@ -124,6 +126,7 @@ func (r *Registry) Schema(ctx context.Context, id int) (*Schema, error) {
 			return s, err
 		}
 		s, err := r.fetch(ctx, id)
+		r.answered(err)
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
@@ -167,6 +170,32 @@ func (r *Registry) store(id int, s *Schema, err error) {
 		r.lru.Remove(last)
 		delete(r.entries, last.Value.(*entry).id)
 	}
+}
+
+// answered records whether the registry could be asked: an outage starts with the first ErrUnavailable and
+// ends with the next answer of any kind.
+func (r *Registry) answered(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !errors.Is(err, ErrUnavailable) {
+		r.down = nil
+		return
+	}
+	if r.down == nil {
+		r.since = r.now()
+	}
+	r.down = err
+}
+
+// Unavailable returns why the registry could not be asked, and since when, while it cannot; nil once it
+// answered again. Schemas already cached keep decoding meanwhile; readiness reports it.
+func (r *Registry) Unavailable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.down == nil {
+		return nil
+	}
+	return fmt.Errorf("%w (since %s)", r.down, r.since.UTC().Format(time.RFC3339))
 }
 
 // Len returns the number of IDs cached.
