@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -64,6 +63,7 @@ func wireValue(id byte, payload ...byte) []byte { return append([]byte{0, 0, 0, 
 // topic with its original bytes and a reason naming the ID, and a registry outage pauses delivery (readiness
 // says why) until the registry answers, with nothing dead-lettered meanwhile.
 func TestDecodeThroughTheSidecar(t *testing.T) {
+	// One partition: the records are told apart by offset.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
 	if err != nil {
 		t.Fatal(err)
@@ -82,24 +82,14 @@ func TestDecodeThroughTheSidecar(t *testing.T) {
 		return false
 	})
 	app := &recordingApp{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	appAddr := serveApp(t, app)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	sc, stop := startSidecar(t, ctx, []string{
-		"SIDECAR_KAFKA_BROKERS=" + strings.Join(cluster.ListenAddrs(), ","),
-		"SIDECAR_KAFKA_TOPICS=orders", "SIDECAR_KAFKA_GROUP=decode",
-		"SIDECAR_DEDUP=memory", "SIDECAR_RETRY_DELAYS=", "SIDECAR_APP_BACKOFF_MAX=200ms",
-		"SIDECAR_APP_URL=http://" + ln.Addr().String() + "/",
-		"SIDECAR_ADMIN_ADDR=127.0.0.1:0", "SIDECAR_COMMIT_INTERVAL=50ms", "SIDECAR_SHUTDOWN_TIMEOUT=2s",
-		"SIDECAR_DECODE=json", "SIDECAR_SCHEMA_REGISTRY_URL=" + registry.URL(),
-	})
+	sc, stop := startSidecar(t, ctx, baseEnv(cluster, "", appAddr,
+		"SIDECAR_KAFKA_GROUP=decode", "SIDECAR_DEDUP=memory", "SIDECAR_RETRY_DELAYS=", "SIDECAR_APP_BACKOFF_MAX=200ms",
+		"SIDECAR_COMMIT_INTERVAL=50ms", "SIDECAR_SHUTDOWN_TIMEOUT=2s",
+		"SIDECAR_DECODE=json", "SIDECAR_SCHEMA_REGISTRY_URL="+registry.URL()))
 	addr := sc.AdminAddr(ctx)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.DefaultProduceTopic("orders"))
