@@ -78,7 +78,7 @@ soak: build deps
 
 ## soak-smoke: the same for 2 minutes, a restart every 40 s (part of make test).
 soak-smoke: build deps
-	$(GO) run ./test/soak -binary bin/kafka-sidecar -duration 2m -warmup 30s -window 20s -restart-every 40s -sample-every 5s
+	$(GO) run ./test/soak -binary bin/kafka-sidecar -duration 2m -warmup 30s -window 20s -restart-every 40s -sample-every 5s -dedup-ttl 20s
 
 clean:
 	rm -rf bin

@@ -33,16 +33,13 @@ const (
 	SoakGoroutineSlack  = 20
 	// Open file descriptors may grow by 10.
 	SoakFDSlack = 10
-	// Redis memory may grow by 50 % plus 2 MiB: done marks live SIDECAR_DEDUP_TTL (soakDedupTTL), so at a steady
-	// rate the number of keys levels off after warm-up.
+	// Redis memory may grow by 50 % plus 2 MiB: done marks live SIDECAR_DEDUP_TTL (SoakOptions.DedupTTL, shorter
+	// than warm-up), so at a steady rate the number of keys levels off before the first window.
 	SoakRedisGrowth = 0.50
 	SoakRedisSlack  = 2 << 20
 	// The source topic's lag at the end of production may be at most this many seconds of produce rate.
 	SoakLagSeconds = 30
 )
-
-// soakDedupTTL keeps Redis's key count level during a soak: longer than the retry delays, shorter than warm-up.
-const soakDedupTTL = 90 * time.Second
 
 // SoakOptions shape a soak. Binary is required; every other zero value has a default.
 type SoakOptions struct {
@@ -65,6 +62,9 @@ type SoakOptions struct {
 	// of Duration); Window is the length of the first and the last window (default 2m, at most Warmup).
 	Warmup time.Duration
 	Window time.Duration
+	// DedupTTL is the sidecars' SIDECAR_DEDUP_TTL and SIDECAR_DEDUP_ID_TTL (default 90s, at most Warmup): longer
+	// than the retry delays, short enough for Redis's key count to level off during warm-up.
+	DedupTTL time.Duration
 	// Seed decides the app's answers (default: the clock).
 	Seed int64
 	// Dir receives the logs and samples.csv; empty makes a new temporary directory, which is kept.
@@ -99,6 +99,10 @@ func (o *SoakOptions) defaults() {
 		o.Window = 2 * time.Minute
 	}
 	o.Window = min(o.Window, o.Warmup)
+	if o.DedupTTL <= 0 {
+		o.DedupTTL = 90 * time.Second
+	}
+	o.DedupTTL = min(o.DedupTTL, o.Warmup)
 	if o.Seed == 0 {
 		o.Seed = time.Now().UnixNano()
 	}
@@ -216,7 +220,7 @@ func Soak(ctx context.Context, opts SoakOptions) (*SoakResult, error) {
 			Binary: opts.Binary, Brokers: opts.Brokers, Records: opts.Rate * int(window/time.Second),
 			Sidecars: opts.Sidecars, Duration: opts.Duration + finalTimeout, Seed: opts.Seed, Dir: opts.Dir,
 			RedisServer: opts.RedisServer, Progress: opts.Progress, FaultWindow: window,
-			Env: []string{"SIDECAR_DEDUP_TTL=" + soakDedupTTL.String(), "SIDECAR_LOG_LEVEL=info"},
+			Env: []string{"SIDECAR_DEDUP_TTL=" + opts.DedupTTL.String(), "SIDECAR_DEDUP_ID_TTL=" + opts.DedupTTL.String(), "SIDECAR_LOG_LEVEL=info"},
 		},
 	}
 	if err := r.opts.defaults(); err != nil {

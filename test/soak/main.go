@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.SampleEvery, "sample-every", 10*time.Second, "how often resources are sampled")
 	fs.DurationVar(&opts.Warmup, "warmup", 5*time.Minute, "time before growth is measured (at most a quarter of -duration)")
 	fs.DurationVar(&opts.Window, "window", 2*time.Minute, "length of the first and the last window whose medians are compared")
+	fs.DurationVar(&opts.DedupTTL, "dedup-ttl", 90*time.Second, "the sidecars' SIDECAR_DEDUP_TTL and SIDECAR_DEDUP_ID_TTL, so Redis's keys level off (at most -warmup)")
 	fs.Int64Var(&opts.Seed, "seed", 0, "seed of the app's answers (0: from the clock)")
 	fs.StringVar(&opts.Dir, "logs", "", "directory for the logs and samples.csv (empty: a new temporary one)")
 	if err := fs.Parse(args); err != nil {
