@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"context"
+	"embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,12 @@ type protoCodec struct {
 	resolver linker.Resolver
 }
 
+// builtin holds the files Confluent's serializers let a schema import without a reference, beside the
+// well-known types: confluent/meta.proto (field and message options) and confluent/type/decimal.proto.
+//
+//go:embed builtin
+var builtin embed.FS
+
 // rootFile is the name the registered schema is compiled under; its imports keep their own names.
 const rootFile = "kafka-sidecar/registered-schema.proto"
 
@@ -43,7 +50,11 @@ func newProtoCodec(text string, deps map[string]string) (*protoCodec, error) {
 	resolver := protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
 		s, ok := sources[path]
 		if !ok {
-			return protocompile.SearchResult{}, fmt.Errorf("%s is neither a reference of the schema nor a well-known type", path)
+			b, err := builtin.ReadFile("builtin/" + path)
+			if err != nil {
+				return protocompile.SearchResult{}, fmt.Errorf("%s is neither a reference of the schema nor a well-known type", path)
+			}
+			s = string(b)
 		}
 		if fd := serializedDescriptor(s); fd != nil {
 			fd.Name = proto.String(path)

@@ -179,3 +179,25 @@ func TestJSONSchemaPassesThrough(t *testing.T) {
 		t.Fatal("truncated JSON decoded")
 	}
 }
+
+// TestProtobufConfluentImports: a schema may import Confluent's own files without references, as it does the
+// well-known types.
+func TestProtobufConfluentImports(t *testing.T) {
+	fake, reg := fakeRegistry(t)
+	fake.SeedSchema("prices-value", 1, 4, sr.Schema{Type: sr.TypeProtobuf, Schema: `syntax = "proto3";
+package shop;
+import "confluent/meta.proto";
+import "confluent/type/decimal.proto";
+message Price {
+  option (confluent.message_meta) = { doc: "a price" };
+  confluent.type.Decimal amount = 1 [(confluent.field_meta) = { tags: ["PII"] }];
+}
+`})
+	// amount: field 1, a Decimal with value 0x04d2 (1234) and scale 2.
+	payload := []byte{0x00, 0x0a, 0x06, 0x0a, 0x02, 0x04, 0xd2, 0x18, 0x02}
+	got, err := decodeWith(t, reg, wire(4, payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, got, `{"amount":{"value":"BNI=","scale":2}}`)
+}
