@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -443,6 +444,7 @@ func (c *Config) validate(vars map[string]string) map[string]string {
 			p["SIDECAR_METRICS_ADDR"] = msg
 		}
 	}
+	validateOTel(p, vars)
 	oneOf(p, "SIDECAR_LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(p, "SIDECAR_LOG_FORMAT", c.LogFormat, "json", "console")
 	return p
@@ -595,4 +597,32 @@ func validHeaderText(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateOTel checks the standard OpenTelemetry variables the sidecar's tracing reads, so that a typo stops
+// the start like any other bad variable instead of silently tracing nothing (or everything).
+func validateOTel(p map[string]string, vars map[string]string) {
+	if v, set := vars["OTEL_TRACES_EXPORTER"]; set {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "none" && e != "otlp" && e != "console" {
+				p["OTEL_TRACES_EXPORTER"] = fmt.Sprintf("%q is not one of none, otlp, console", e)
+			}
+		}
+	}
+	for _, key := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+		if v, set := vars[key]; set {
+			oneOf(p, key, strings.TrimSpace(v), "grpc", "http/protobuf")
+		}
+	}
+	sampler, set := vars["OTEL_TRACES_SAMPLER"]
+	sampler = strings.TrimSpace(sampler)
+	if set {
+		oneOf(p, "OTEL_TRACES_SAMPLER", sampler, "always_on", "always_off", "traceidratio",
+			"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio")
+	}
+	if arg, ok := vars["OTEL_TRACES_SAMPLER_ARG"]; ok && strings.HasSuffix(sampler, "traceidratio") {
+		if r, err := strconv.ParseFloat(strings.TrimSpace(arg), 64); err != nil || r < 0 || r > 1 {
+			p["OTEL_TRACES_SAMPLER_ARG"] = fmt.Sprintf("%q is not a ratio between 0 and 1", arg)
+		}
+	}
 }

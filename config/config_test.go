@@ -95,6 +95,9 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{"SIDECAR_CLOUDEVENTS_TYPE=", "SIDECAR_CLOUDEVENTS_TYPE"},
 		{"SIDECAR_CLOUDEVENTS_TYPE=a\tb", "SIDECAR_CLOUDEVENTS_TYPE"},
 		{"SIDECAR_KAFKA_GROUP_PROTOCOL=next", "SIDECAR_KAFKA_GROUP_PROTOCOL"},
+		{"OTEL_TRACES_EXPORTER=jaeger", "OTEL_TRACES_EXPORTER"},
+		{"OTEL_EXPORTER_OTLP_PROTOCOL=http/json", "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{"OTEL_TRACES_SAMPLER=sometimes", "OTEL_TRACES_SAMPLER"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -269,6 +272,25 @@ func TestDecodeSettings(t *testing.T) {
 		var ce *Error
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want+":") {
 			t.Errorf("%v: got %v, want an error naming %s", tt.env, err, tt.want)
+		}
+	}
+}
+
+func TestOTelSamplerArgNamesItself(t *testing.T) {
+	for _, tt := range []struct {
+		env  []string
+		want bool
+	}{
+		{[]string{"OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG=1.5"}, false},
+		{[]string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=half"}, false},
+		{[]string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=0.01", "OTEL_TRACES_EXPORTER=otlp"}, true},
+	} {
+		_, err := LoadFrom(append(base(), tt.env...))
+		if (err == nil) != tt.want {
+			t.Errorf("%v: err %v, want ok=%v", tt.env, err, tt.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "OTEL_TRACES_SAMPLER_ARG:") {
+			t.Errorf("%v: %v does not name OTEL_TRACES_SAMPLER_ARG", tt.env, err)
 		}
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/kafka-sidecar/kafka-sidecar/pipeline"
 	"github.com/kafka-sidecar/kafka-sidecar/retry"
 	"github.com/kafka-sidecar/kafka-sidecar/topics"
+	"github.com/kafka-sidecar/kafka-sidecar/tracing"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,7 +40,9 @@ var ErrAuth = errors.New("authentication failed")
 
 // Sidecar is the assembled program: consumer, pipeline, dedup store, producer and admin server.
 type Sidecar struct {
-	cfg      *config.Config
+	cfg *config.Config
+	// traces is the OpenTelemetry provider, nil when OTEL_TRACES_EXPORTER does not ask for traces.
+	traces   *tracing.Provider
 	log      *zap.Logger
 	metrics  *metrics.Metrics
 	cons     *consumer.Consumer
@@ -164,6 +167,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 	})
 	s.checks.stallWatch.timeout = cfg.StallTimeout
 
+	if s.traces, err = tracing.Setup(ctx); err != nil {
+		return nil, err
+	}
 	middleware, err := s.middleware()
 	if err != nil {
 		return nil, err
@@ -197,6 +203,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Sidecar, 
 		Logger:          rateLimited(log.Named("pipeline")),
 		Metrics:         s.metrics,
 		MessageID:       messageID(cfg),
+		Tracer:          s.tracer(),
 	})
 
 	ordering, _ := consumer.ParseOrdering(cfg.Ordering)
@@ -270,7 +277,19 @@ func (s *Sidecar) middleware() ([]handler.Middleware, error) {
 	// Events are presented after decoding, so a decoded value's content type is the event's.
 	ceMode, _ := cloudevents.ParseMode(s.cfg.CloudEvents) // validated with the configuration
 	mws = append(mws, cloudevents.Middleware(cloudevents.Options{Mode: ceMode, Type: s.cfg.CloudEventsType}))
+	if s.traces != nil {
+		// Innermost, so that an attempt's span is the request itself.
+		mws = append(mws, s.traces.Middleware(s.cfg.Delivery == config.DeliveryBatch))
+	}
 	return mws, nil
+}
+
+// tracer is the pipeline's Tracer: nil, so that nothing is traced at all, unless traces are exported.
+func (s *Sidecar) tracer() pipeline.Tracer {
+	if s.traces == nil {
+		return nil
+	}
+	return s.traces.Tracer(s.cfg.KafkaGroup)
 }
 
 // messageID returns how a record without the SIDECAR_ID_HEADER header gets a message ID of its own: a
@@ -398,6 +417,13 @@ func (s *Sidecar) close() {
 	}
 	if s.http != nil {
 		s.http.CloseIdleConnections()
+	}
+	if s.traces != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.traces.Shutdown(ctx); err != nil {
+			s.log.Warn("traces not all exported", zap.Error(err))
+		}
 	}
 }
 

@@ -83,6 +83,12 @@ func (h *Deliverer) appendBatchRequest(b []byte, t *target, ds []*handler.Delive
 	// A key derived from the IDs makes the request safe to send again on a new connection when a kept-alive
 	// one turns out to be closed, and tells the app that a repeated batch is the same batch.
 	b = appendHeader(b, HeaderIdempotencyKey, batchKey(ds))
+	// The batch's own trace context, which middleware that traces the request sets on every record.
+	for _, name := range []string{headerTraceparent, headerTracestate} {
+		if v, ok := ds[0].ExtraValue(name); ok && validHeaderValue(v) {
+			b = appendHeader(b, name, v)
+		}
+	}
 	if h.token != nil {
 		b = appendHeader(b, HeaderAuthorization, h.token.header())
 	}

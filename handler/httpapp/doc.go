@@ -59,8 +59,9 @@
 //
 // The request is a POST to the app URL, "{topic}" replaced by the first record's topic, with headers
 // Content-Type: application/json, Kafka-Batch-Size: <number of records>, Idempotency-Key: "batch-" and the
-// hex SHA-256 of the records' IDs (the same records in the same order give the same key), and Authorization
-// when configured. The body:
+// hex SHA-256 of the records' IDs (the same records in the same order give the same key), Authorization
+// when configured, and traceparent and tracestate when middleware set them on the first record (a tracing
+// middleware sets the batch span's context on every record). The body:
 //
 //	{"records":[
 //	  {"id":"orders/0/42", "topic":"orders", "partition":0, "offset":42,

@@ -160,7 +160,8 @@ func (h *Deliverer) appendRequest(buf []byte, d *handler.Delivery, out *outgoing
 	if hasTraceparent && !hasExtra(d, headerTraceparent) {
 		b = appendHeader(b, headerTraceparent, traceparent)
 	}
-	if hasTracestate && !hasExtra(d, headerTracestate) {
+	// A traceparent set by middleware starts a new trace context: the record's tracestate belongs to the old.
+	if hasTracestate && !hasExtra(d, headerTracestate) && !hasExtra(d, headerTraceparent) {
 		b = appendHeader(b, headerTracestate, tracestate)
 	}
 	for _, x := range d.Extra {

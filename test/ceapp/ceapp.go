@@ -33,6 +33,8 @@ type App struct {
 	perID  map[string]int
 	// plainOK answers 200 to requests that are no CloudEvent instead of handing them to the SDK.
 	plainOK bool
+	// recvMu serialises the SDK's receive handler.
+	recvMu sync.Mutex
 }
 
 // Request is a request as it came over the wire, and what the app answered.
@@ -92,7 +94,11 @@ func Start(tb testing.TB, opts Options) *App {
 		case a.plainOK && id == "" && !strings.HasPrefix(ct, "application/cloudevents"):
 			rw.WriteHeader(http.StatusOK)
 		default:
+			// One request at a time: the SDK's receive handler pairs each request with whichever handler
+			// goroutine takes its message first, and under concurrent requests one can wait forever.
+			a.recvMu.Lock()
 			recv.ServeHTTP(rw, r)
+			a.recvMu.Unlock()
 		}
 		a.mu.Lock()
 		a.requests = append(a.requests, Request{Header: r.Header.Clone(), Body: body, Status: rw.status, Scripted: status != 0})
