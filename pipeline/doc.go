@@ -14,6 +14,7 @@
 //
 // Every delivery goes through one chain of handler.Middleware around the deliverer: the engine's own pausing
 // (the Gate: nothing starts while the app, its health URL or the store is unavailable; an "unavailable" answer
-// closes it) and metrics, then the middleware of Options (tracing, CloudEvents, decoding), then the bound on
-// concurrent deliveries. A Tracer, when given, is told of the steps a trace shows.
+// closes it) and metrics, then the middleware of Options (tracing, CloudEvents, decoding). In per-record mode a
+// record holds one of MaxDeliveries slots from its delivery to its done mark, which bounds both the requests
+// under way and what a crash can make the app see twice. A Tracer, when given, is told of the steps a trace shows.
 package pipeline

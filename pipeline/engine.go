@@ -58,6 +58,8 @@ type record struct {
 	decision retry.Decision
 	answer   handler.Result
 	outcome  string
+	// slot is true while the record holds one of the MaxDeliveries slots: from its delivery to its done mark.
+	slot bool
 	// marksFailed is set when writing the done mark failed: the mark is then written again, waiting out the
 	// store's outage.
 	marksFailed bool
@@ -190,6 +192,7 @@ func (p *Pipeline) finish(set []*record, err error) {
 	}
 	idx := make([]int, len(set))
 	for k, r := range set {
+		p.giveSlot(r)
 		if r.held {
 			p.leaveLocal(r.m.id)
 			r.held = false
@@ -288,6 +291,9 @@ func (p *Pipeline) deliverSet(ctx context.Context, set []*record) []*record {
 		ds, results = make([]*handler.Delivery, len(set)), make([]handler.Result, len(set))
 	}
 	for k, r := range set {
+		if err := p.takeSlot(ctx, r); err != nil {
+			return p.interrupted(set)
+		}
 		r.d.Attempt = r.m.prov.Attempts + 1
 		ds[k] = &r.d
 	}
@@ -300,13 +306,17 @@ func (p *Pipeline) deliverSet(ctx context.Context, set []*record) []*record {
 		res := results[k]
 		switch res.Outcome {
 		case handler.Success:
+			// The record keeps its slot until its done mark is written: a crash before that redelivers it, so
+			// what may be delivered twice stays within SIDECAR_MAX_IN_FLIGHT.
 			r.step = stepComplete
 			delivered = append(delivered, r)
 			continue
 		case handler.AppUnavailable:
+			p.giveSlot(r)
 			again = append(again, r)
 			continue
 		}
+		p.giveSlot(r)
 		r.m.prov.Attempts++
 		r.attemptsOnTier++
 		dec := p.opts.Policy.Next(r.m.tier, r.attemptsOnTier, res.Outcome == handler.Permanent)
@@ -329,6 +339,28 @@ func (p *Pipeline) deliverSet(ctx context.Context, set []*record) []*record {
 		p.fork(again...)
 	}
 	return delivered
+}
+
+// takeSlot waits for one of the MaxDeliveries slots for r (at once when there is no bound or r holds one).
+func (p *Pipeline) takeSlot(ctx context.Context, r *record) error {
+	if p.slots == nil || r.slot {
+		return nil
+	}
+	select {
+	case p.slots <- struct{}{}:
+		r.slot = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// giveSlot hands r's slot back, if it holds one.
+func (p *Pipeline) giveSlot(r *record) {
+	if r.slot {
+		r.slot = false
+		<-p.slots
+	}
 }
 
 // park copies a record to the retry tier or dead-letter topic of its decision, waits for the broker's ack,

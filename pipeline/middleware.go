@@ -71,23 +71,3 @@ func (p *Pipeline) measuring(next handler.Deliverer) handler.Deliverer {
 		}
 	})
 }
-
-// bounded is the innermost middleware: at most limit deliverer calls run at once (no bound when limit is 0).
-func bounded(limit int) handler.Middleware {
-	if limit <= 0 {
-		return nil
-	}
-	slots := make(chan struct{}, limit)
-	return func(next handler.Deliverer) handler.Deliverer {
-		return handler.DelivererFunc(func(ctx context.Context, ds []*handler.Delivery, results []handler.Result) {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				handler.Fill(results, canceledResult)
-				return
-			}
-			defer func() { <-slots }()
-			next.Deliver(ctx, ds, results)
-		})
-	}
-}

@@ -65,8 +65,9 @@ type Options struct {
 	// deliverer then sends one request for them); otherwise each record gets a call, and a request, of its
 	// own.
 	BatchDelivery bool
-	// MaxDeliveries bounds the deliverer calls under way at once (0: no bound beyond the consumer's in-flight
-	// cap). In per-record mode a call is one record.
+	// MaxDeliveries bounds the records between their delivery and their done mark (0: no bound beyond the
+	// consumer's in-flight cap), and so the requests under way at once in per-record mode and what a crash can
+	// make the app see twice.
 	MaxDeliveries int
 	// MaxRecordBytes sends larger records to the dead-letter topic without delivering them (0: no limit).
 	MaxRecordBytes int64
@@ -81,7 +82,7 @@ type Options struct {
 	// Tracer is told of the record's steps; nil traces nothing.
 	Tracer Tracer
 	// Middleware wraps the deliverer, the first outermost, inside the engine's own pausing and metrics
-	// middleware and outside its bound on deliveries: every delivery, single or batch, goes through it.
+	// middleware: every delivery, single or batch, goes through it.
 	Middleware []handler.Middleware
 }
 
@@ -109,6 +110,9 @@ type Pipeline struct {
 	localMu sync.Mutex
 	local   map[string]chan struct{}
 
+	// slots holds a token per record between its delivery and its done mark when MaxDeliveries bounds them;
+	// nil otherwise.
+	slots chan struct{}
 	// runner runs the sets of records that go on their own.
 	runner *runner
 }
@@ -140,7 +144,10 @@ func New(d Deduper, deliverer handler.Deliverer, s Sender, gate *Gate, opts Opti
 		p.tracer = nopTracer{}
 	}
 	mws := append([]handler.Middleware{p.pausing, p.measuring}, opts.Middleware...)
-	p.deliverer = handler.Chain(deliverer, append(mws, bounded(opts.MaxDeliveries))...)
+	p.deliverer = handler.Chain(deliverer, mws...)
+	if opts.MaxDeliveries > 0 {
+		p.slots = make(chan struct{}, opts.MaxDeliveries)
+	}
 	return p
 }
 
