@@ -1,8 +1,12 @@
 package dedup
 
 import (
+	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,24 +44,6 @@ func ownerOrRandom(owner string) string {
 	return "random-" + hex.EncodeToString(b[:])
 }
 
-// position is a record's place in a log, the identity of a position mark.
-type position struct {
-	topicID   [16]byte
-	topic     string // only when topicID is zero
-	partition int32
-	epoch     int32
-	offset    int64
-}
-
-// positionOf returns m's position. The topic name counts only when the topic ID is unknown.
-func positionOf(m *Mark) position {
-	p := position{topicID: m.TopicID, partition: m.Partition, epoch: m.Epoch, offset: m.Offset}
-	if m.TopicID == ([16]byte{}) {
-		p.topic = m.Topic
-	}
-	return p
-}
-
 // repeats finds claims that repeat an earlier one in the same batch: the same position, or the same message
 // ID between records with IDs of their own. It returns the indexes of first occurrences, which are the ones a
 // store looks up, and for each later occurrence the pair {index, index of its first occurrence} (nil when there
@@ -83,17 +69,70 @@ func repeats(marks []Mark) (firsts []int, later [][2]int) {
 		}
 		return firsts, later
 	}
-	seen := make(map[position]int, len(marks))
-	for i := range marks {
-		p := positionOf(&marks[i])
-		if j, ok := seen[p]; ok {
-			later = append(later, [2]int{i, j})
+	// Larger batches: sorted by position (then index), so the occurrences of a position are neighbours and the
+	// first of them comes first. Cheaper than a map of positions, which would hash every topic ID and name.
+	order := make([]int, len(marks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := comparePositions(&marks[a], &marks[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	repeated := false
+	for k := 1; k < len(order); k++ {
+		if samePosition(&marks[order[k]], &marks[order[k-1]]) {
+			repeated = true
+			break
+		}
+	}
+	if !repeated {
+		for i := range marks {
+			firsts = append(firsts, i)
+		}
+		return firsts, nil
+	}
+	isLater := make([]bool, len(marks))
+	first := order[0]
+	for k := 1; k < len(order); k++ {
+		i := order[k]
+		if samePosition(&marks[i], &marks[first]) {
+			later = append(later, [2]int{i, first})
+			isLater[i] = true
 			continue
 		}
-		seen[p] = i
-		firsts = append(firsts, i)
+		first = i
 	}
+	for i := range marks {
+		if !isLater[i] {
+			firsts = append(firsts, i)
+		}
+	}
+	slices.SortFunc(later, func(a, b [2]int) int { return cmp.Compare(a[0], b[0]) })
 	return firsts, later
+}
+
+// comparePositions orders marks by position: offset, partition, epoch, topic ID, and the topic's name when the
+// ID is unknown.
+func comparePositions(a, b *Mark) int {
+	if c := cmp.Compare(a.Offset, b.Offset); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Partition, b.Partition); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Epoch, b.Epoch); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.TopicID[:], b.TopicID[:]); c != 0 {
+		return c
+	}
+	if a.TopicID == ([16]byte{}) {
+		return strings.Compare(a.Topic, b.Topic)
+	}
+	return 0
 }
 
 func samePosition(a, b *Mark) bool {

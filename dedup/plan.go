@@ -1,9 +1,10 @@
 package dedup
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,13 +73,15 @@ func (c *claimParts) tookIDLease() bool { return c.idPart >= 0 && c.parts[c.idPa
 func (r *Redis) plan(ops Ops, firsts []int) *plan {
 	p := &plan{claims: make([]claimParts, len(firsts))}
 	bases := partitionBases{r: r}
+	// One answer per claim, for the claims that have a single part (all of them on a standalone server).
+	single := make([]Status, len(firsts))
 
 	// Position marks of Complete and Park: W operations over runs of bytes of each key.
 	var writes chunkBits
 	for _, ms := range [][]Mark{ops.Complete, ops.Park} {
 		for i := range ms {
 			m := &ms[i]
-			writes.add(chunkKey(bases.of(m), m), m.Offset%chunkOffsets, -1)
+			writes.add(bases.chunk(m), m.Offset%chunkOffsets, -1)
 		}
 	}
 	for _, run := range writes.runs() {
@@ -110,7 +113,7 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 	for k, i := range firsts {
 		m := &ops.Claim[i]
 		base := bases.of(m)
-		pos := chunkKey(base, m)
+		pos := bases.chunk(m)
 		c := &p.claims[k]
 		c.idPart = -1
 		legacy := r.readLegacy(m.ID, nowMs)
@@ -125,7 +128,7 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 				r.remember(m, lease)
 			}
 			if !legacy {
-				c.parts = make([]Status, 1)
+				c.parts = single[k : k+1 : k+1]
 				plain.add(pos, m.Offset%chunkOffsets, k)
 				continue
 			}
@@ -161,7 +164,11 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 			key := r.LegacyKey(m.ID)
 			join(planOp{code: 'C', old: key, round: 1, group: r.groupOf(key)})
 		}
-		c.parts = make([]Status, len(parts))
+		if len(parts) == 1 {
+			c.parts = single[k : k+1 : k+1]
+		} else {
+			c.parts = make([]Status, len(parts))
+		}
 		for j := range parts {
 			parts[j].claim, parts[j].part = k, j
 			if parts[j].id != "" {
@@ -191,10 +198,11 @@ const (
 	maxRunBytes = 256
 )
 
-// chunkBits gathers bits per position key, each with a claim index (-1 for writes).
+// chunkBits gathers bits per position key, each with a claim index (-1 for writes). A round covers few keys,
+// so they are found by a linear search, which costs less than a map for so few.
 type chunkBits struct {
 	keys []string
-	bits map[string][]bitClaim
+	bits [][]bitClaim
 }
 
 type bitClaim struct {
@@ -203,13 +211,14 @@ type bitClaim struct {
 }
 
 func (c *chunkBits) add(key string, bit int64, claim int) {
-	if c.bits == nil {
-		c.bits = make(map[string][]bitClaim)
+	for i := len(c.keys) - 1; i >= 0; i-- {
+		if c.keys[i] == key {
+			c.bits[i] = append(c.bits[i], bitClaim{bit, claim})
+			return
+		}
 	}
-	if _, ok := c.bits[key]; !ok {
-		c.keys = append(c.keys, key)
-	}
-	c.bits[key] = append(c.bits[key], bitClaim{bit, claim})
+	c.keys = append(c.keys, key)
+	c.bits = append(c.bits, []bitClaim{{bit, claim}})
 }
 
 // bitRun is a run of bits of one key within bytes lo to hi.
@@ -222,42 +231,66 @@ type bitRun struct {
 
 // runs returns the gathered bits as runs, keys in the order they were first seen.
 func (c *chunkBits) runs() []bitRun {
-	var out []bitRun
-	for _, key := range c.keys {
-		bs := c.bits[key]
-		sort.Slice(bs, func(i, j int) bool { return bs[i].bit < bs[j].bit })
-		var run *bitRun
-		for _, b := range bs {
+	out := make([]bitRun, 0, len(c.keys))
+	for k, key := range c.keys {
+		bs := c.bits[k]
+		slices.SortFunc(bs, func(a, b bitClaim) int { return cmp.Compare(a.bit, b.bit) })
+		bits := make([]int64, len(bs))
+		claims := make([]int, len(bs))
+		start := len(out)
+		for j, b := range bs {
+			bits[j], claims[j] = b.bit, b.claim
 			byteIdx := b.bit / 8
-			if run == nil || byteIdx-run.hi > maxRunGap || byteIdx-run.lo >= maxRunBytes {
-				out = append(out, bitRun{key: key, lo: byteIdx})
-				run = &out[len(out)-1]
+			if last := len(out) - 1; last < start || byteIdx-out[last].hi > maxRunGap || byteIdx-out[last].lo >= maxRunBytes {
+				out = append(out, bitRun{key: key, lo: byteIdx, bits: bits[j:j], claims: claims[j:j]})
 			}
+			run := &out[len(out)-1]
 			run.hi = byteIdx
-			run.bits = append(run.bits, b.bit)
-			run.claims = append(run.claims, b.claim)
+			run.bits = run.bits[:len(run.bits)+1]
+			run.claims = run.claims[:len(run.claims)+1]
 		}
 	}
 	return out
 }
 
-// partitionBases caches the key base of the partitions of one plan: a round usually covers a few partitions.
+// partitionBases caches the key base of the partitions of one plan, and the last position key built for each:
+// a round usually covers a few partitions, and runs of offsets in one chunk.
 type partitionBases struct {
 	r     *Redis
-	marks []*Mark
-	bases []string
+	parts []partitionKeys
 }
 
-func (b *partitionBases) of(m *Mark) string {
-	for i, o := range b.marks {
+type partitionKeys struct {
+	m            *Mark
+	base         string
+	epoch        int32
+	chunk        int64
+	chunkKey     string
+	haveChunkKey bool
+}
+
+func (b *partitionBases) find(m *Mark) *partitionKeys {
+	for i := range b.parts {
+		o := b.parts[i].m
 		if o.Partition == m.Partition && o.TopicID == m.TopicID && (m.TopicID != [16]byte{} || o.Topic == m.Topic) {
-			return b.bases[i]
+			return &b.parts[i]
 		}
 	}
-	base := b.r.partitionBase(m)
-	b.marks = append(b.marks, m)
-	b.bases = append(b.bases, base)
-	return base
+	b.parts = append(b.parts, partitionKeys{m: m, base: b.r.partitionBase(m)})
+	return &b.parts[len(b.parts)-1]
+}
+
+// of returns the key base of m's partition.
+func (b *partitionBases) of(m *Mark) string { return b.find(m).base }
+
+// chunk returns the position key of m.
+func (b *partitionBases) chunk(m *Mark) string {
+	pk := b.find(m)
+	c := m.Offset / chunkOffsets
+	if !pk.haveChunkKey || pk.epoch != m.Epoch || pk.chunk != c {
+		pk.epoch, pk.chunk, pk.chunkKey, pk.haveChunkKey = m.Epoch, c, chunkKey(pk.base, m), true
+	}
+	return pk.chunkKey
 }
 
 // groupOf returns the group a key's operations belong to on this client.
@@ -283,9 +316,25 @@ type scriptCall struct {
 	cmd    *redis.Cmd
 }
 
-func (c *scriptCall) keyIndex(k string) string {
+func (c *scriptCall) keyIndex(k string) int {
 	if k == "" {
-		return "0"
+		return 0
+	}
+	if c.index == nil {
+		// Few keys (a call for records without IDs of their own has two per partition): a linear search.
+		for i, o := range c.keys {
+			if o == k {
+				return i + 1
+			}
+		}
+		c.keys = append(c.keys, k)
+		if len(c.keys) > 16 {
+			c.index = make(map[string]int, 2*len(c.keys))
+			for i, o := range c.keys {
+				c.index[o] = i + 1
+			}
+		}
+		return len(c.keys)
 	}
 	i, ok := c.index[k]
 	if !ok {
@@ -293,7 +342,7 @@ func (c *scriptCall) keyIndex(k string) string {
 		i = len(c.keys)
 		c.index[k] = i
 	}
-	return strconv.Itoa(i)
+	return i
 }
 
 // calls groups the operations of a round (0: all) into script calls, keeping their order within each group and
@@ -308,23 +357,21 @@ func (p *plan) calls(r *Redis, round int) []*scriptCall {
 		}
 		c := open[op.group]
 		if c == nil || c.marks >= maxMarksPerCall {
-			c = &scriptCall{group: op.group, index: make(map[string]int),
-				args: []any{r.leaseValue, r.leaseMs, r.ttlMs, r.idTTL, chunkBytes - 1}}
+			c = &scriptCall{group: op.group, args: make([]any, 5, 5+7*(len(p.ops)-i)),
+				keys: make([]string, 0, 2*(len(p.ops)-i))}
+			c.args[0], c.args[1], c.args[2], c.args[3], c.args[4] = r.leaseValue, r.leaseMs, r.ttlMs, r.idTTL, chunkBytes-1
 			open[op.group] = c
 			calls = append(calls, c)
 		}
 		switch op.code {
 		case 'W':
-			c.args = append(c.args, "W", c.keyIndex(op.key), len(op.bits), op.lo, op.hi)
-			for _, b := range op.bits {
-				c.args = append(c.args, b)
-			}
+			c.args = append(c.args, "W", c.keyIndex(op.key), len(op.bits), op.lo, op.hi, packBits(op.bits))
 			c.marks += len(op.bits)
 		case 'P':
-			c.args = append(c.args, "P", c.keyIndex(op.key), c.keyIndex(op.lease), len(op.bits), op.lo, op.hi)
-			for j, b := range op.bits {
-				c.args = append(c.args, b)
-				c.claims = append(c.claims, [2]int{op.claims[j], 0})
+			c.args = append(c.args, "P", c.keyIndex(op.key), c.keyIndex(op.lease), len(op.bits), op.lo, op.hi,
+				packBits(op.bits))
+			for _, claim := range op.claims {
+				c.claims = append(c.claims, [2]int{claim, 0})
 			}
 			c.marks += len(op.bits)
 		case 'D', 'R':
@@ -342,6 +389,16 @@ func (p *plan) calls(r *Redis, round int) []*scriptCall {
 		}
 	}
 	return calls
+}
+
+// packBits encodes chunk-relative bit offsets (below 65,536) as two bytes each, big-endian: one argument for a
+// run of records instead of one per record, which spares the server parsing an argument per record.
+func packBits(bits []int64) string {
+	b := make([]byte, 2*len(bits))
+	for i, v := range bits {
+		b[2*i], b[2*i+1] = byte(v>>8), byte(v)
+	}
+	return string(b)
 }
 
 // runPlan sends calls in one pipeline and files the claim answers into p. The script is sent by digest; when the

@@ -125,10 +125,10 @@ const (
 // the position-mark TTL and ARGV[4] the ID-mark TTL in milliseconds, ARGV[5] the padding byte's index; then
 // operations, each an opcode and its arguments, KEYS referred to by index:
 //
-//   - W k n lo hi b1..bn: set bits b1..bn, which lie in bytes lo to hi, of position key k (creating it at full
-//     length), and give it the TTL.
-//   - P k l n lo hi b1..bn: claim the records at bits b1..bn of position key k (within bytes lo to hi), whose
-//     partition lease is l: done when the bit is set, otherwise busy when another owner holds the lease,
+//   - W k n lo hi bits: set the n bits in bits (two bytes each, big-endian), which lie in bytes lo to hi, of
+//     position key k (creating it at full length), and give it the TTL.
+//   - P k l n lo hi bits: claim the records at the n bits in bits of position key k (within bytes lo to hi),
+//     whose partition lease is l: done when the bit is set, otherwise busy when another owner holds the lease,
 //     otherwise the lease is taken or extended (once per call).
 //   - D k: write the ID mark k ("d"), replacing a lease.
 //   - R k: drop this owner's lease k (an ID's or a partition's) if it is still there.
@@ -176,15 +176,16 @@ while i <= n do
   local op = ARGV[i]
   if op == 'P' then
     local ki, lk, c, lo = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
-    local s = redis.call('GETRANGE', KEYS[ki], lo, ARGV[i+5])
+    local s, bits = redis.call('GETRANGE', KEYS[ki], lo, ARGV[i+5]), ARGV[i+6]
     if lo < 256 and s ~= '' then
       -- The first bytes could be an old release's value under the same name (see below).
       if valid[ki] == nil then valid[ki] = redis.call('STRLEN', KEYS[ki]) == full end
       if not valid[ki] then s = '' end
     end
     local first, pending = #r + 1, false
-    for j = i + 6, i + 5 + c do
-      if isSet(s, lo, tonumber(ARGV[j])) then
+    for j = 1, 2 * c, 2 do
+      local hi8, lo8 = string.byte(bits, j, j + 1)
+      if isSet(s, lo, hi8 * 256 + lo8) then
         r[#r + 1] = 1
       else
         r[#r + 1] = -1
@@ -197,7 +198,7 @@ while i <= n do
         if r[j] == -1 then r[j] = ps end
       end
     end
-    i = i + 6 + c
+    i = i + 7
   elseif op == 'W' then
     local ki, c, lo, hi = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
     local k = KEYS[ki]
@@ -214,9 +215,10 @@ while i <= n do
       valid[ki] = true
       s = redis.call('GETRANGE', k, lo, hi)
     end
-    local bytes = {string.byte(s, 1, -1)}
-    for j = i + 5, i + 4 + c do
-      local b = tonumber(ARGV[j])
+    local bytes, bits = {string.byte(s, 1, -1)}, ARGV[i+5]
+    for j = 1, 2 * c, 2 do
+      local hi8, lo8 = string.byte(bits, j, j + 1)
+      local b = hi8 * 256 + lo8
       local x, m = floor(b / 8) - lo + 1, 2 ^ (7 - b % 8)
       if floor(bytes[x] / m) % 2 == 0 then bytes[x] = bytes[x] + m end
     end
@@ -225,7 +227,7 @@ while i <= n do
       redis.call('PEXPIRE', k, posTTL)
       touched[ki] = true
     end
-    i = i + 5 + c
+    i = i + 6
   elseif op == 'C' then
     local p, b, ik, lk, gk = tonumber(ARGV[i+1]), ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
     i = i + 6
