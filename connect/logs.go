@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,22 +39,29 @@ const sentinelNewMaster = "sentinel: new master=%q addr=%q"
 // RouteRedisLogs sends go-redis's log lines, which it otherwise prints as plain text on stderr, into log
 // (named "redis") as warnings with every configured secret removed. A new Sentinel master becomes one info
 // line, "redis: new Sentinel master", with the master's name and address. go-redis has one logger per process,
-// so the last call wins.
-func RouteRedisLogs(log *zap.Logger, cfg *config.Config) {
+// so the last call wins. stop, called once the client is closed, drops the lines go-redis's background work
+// may still write (a dial it retries after the close), so they do not outlive their logger.
+func RouteRedisLogs(log *zap.Logger, cfg *config.Config) (stop func()) {
 	var filePass []string
 	if p, err := readPasswordFile(cfg.RedisPasswordFile); err == nil && p != "" {
 		filePass = append(filePass, p)
 	}
-	redis.SetLogger(&redisLogger{log: log.Named("redis").WithOptions(zap.WithCaller(false)), secrets: secretsOf(cfg, filePass...)})
+	l := &redisLogger{log: log.Named("redis").WithOptions(zap.WithCaller(false)), secrets: secretsOf(cfg, filePass...)}
+	redis.SetLogger(l)
+	return func() { l.stopped.Store(true) }
 }
 
 type redisLogger struct {
 	log     *zap.Logger
 	secrets []string
+	stopped atomic.Bool
 }
 
 // Printf implements go-redis's logging interface.
 func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if l.stopped.Load() {
+		return
+	}
 	if format == sentinelNewMaster && len(v) == 2 {
 		l.log.Info("redis: new Sentinel master",
 			zap.String("master", l.clean(fmt.Sprint(v[0]))), zap.String("addr", l.clean(fmt.Sprint(v[1]))))

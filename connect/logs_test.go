@@ -42,6 +42,11 @@ func TestRedisLogLines(t *testing.T) {
 	if f := master[0].ContextMap(); f["master"] != "mymaster" || f["addr"] != "10.0.0.8:6379" {
 		t.Errorf("new-master fields %v", f)
 	}
+	l.stopped.Store(true)
+	l.Printf(ctx, "redis: connection pool: failed to dial after %d attempts: %v", 5, "refused")
+	if n := logs.Len(); n != 2 {
+		t.Errorf("%d lines after the routing stopped, want the 2 from before", n)
+	}
 }
 
 // TestKafkaLoggerLevels: at info the Kafka client is asked for warnings and errors only (its info lines are

@@ -96,13 +96,12 @@ func TestSentinelNewMasterLine(t *testing.T) {
 
 	core, logs := observer.New(zapcore.DebugLevel)
 	cfg := &config.Config{RedisURL: config.Secret("redis-sentinel://" + sentinel + "/mymaster")}
-	RouteRedisLogs(zap.New(core), cfg)
-	t.Cleanup(func() { RouteRedisLogs(zap.NewNop(), cfg) })
+	stop := RouteRedisLogs(zap.New(core), cfg)
 	client, err := Redis(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	defer func() { _ = client.Close(); stop() }()
 	if err := client.Set(ctx, "k", "before", 0).Err(); err != nil {
 		t.Fatalf("writing through the Sentinel client: %v", err)
 	}

@@ -66,6 +66,8 @@ type Sidecar struct {
 	// events writes the lifecycle lines; checks holds the background checks' results for the probes.
 	events *events
 	checks checks
+	// stopRedisLogs ends the routing of go-redis's lines into this sidecar's log, once its client is closed.
+	stopRedisLogs func()
 
 	addrMu     sync.Mutex
 	adminAddr  string
@@ -341,7 +343,7 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	connect.RouteRedisLogs(rateLimited(s.log), s.cfg)
+	s.stopRedisLogs = connect.RouteRedisLogs(rateLimited(s.log), s.cfg)
 	s.redis = rc
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -408,6 +410,9 @@ func (s *Sidecar) close() {
 	}
 	if s.store != nil {
 		_ = s.store.Close()
+	}
+	if s.stopRedisLogs != nil {
+		s.stopRedisLogs()
 	}
 	if s.producer != nil {
 		s.producer.Close()
