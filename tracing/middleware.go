@@ -40,12 +40,10 @@ func (p *Provider) deliverEach(ctx context.Context, next handler.Deliverer, ds [
 			parent = ctx
 		}
 		var sctx context.Context
-		sctx, spans[i] = p.tracer.Start(parent, spanAttempt, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(
-				semconv.HTTPRequestMethodPost,
-				semconv.MessagingMessageID(d.ID),
-				attrAttempt.Int(d.Attempt),
-			))
+		sctx, spans[i] = p.tracer.Start(parent, spanAttempt, trace.WithSpanKind(trace.SpanKindClient))
+		if spans[i].IsRecording() {
+			spans[i].SetAttributes(semconv.HTTPRequestMethodPost, semconv.MessagingMessageID(d.ID), attrAttempt.Int(d.Attempt))
+		}
 		p.prop.Inject(sctx, deliveryCarrier{d})
 	}
 	next.Deliver(ctx, ds, results)
@@ -84,6 +82,10 @@ func (p *Provider) deliverBatch(ctx context.Context, next handler.Deliverer, ds 
 
 // endAttempt records the answer on an attempt span and ends it.
 func endAttempt(span trace.Span, r handler.Result) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if r.Status != 0 {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(r.Status))
 	}

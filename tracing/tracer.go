@@ -51,19 +51,7 @@ func (p *Provider) Tracer(group string) *Tracer { return &Tracer{p: p, group: gr
 // retry produce also links to the consumer span that produced it.
 func (t *Tracer) Consume(ctx context.Context, rec *kgo.Record, id string) (context.Context, func(string, error)) {
 	parent := t.p.prop.Extract(ctx, recordCarrier{&rec.Headers})
-	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			semconv.MessagingSystemKafka,
-			semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName("process"),
-			semconv.MessagingDestinationName(rec.Topic),
-			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(rec.Partition))),
-			semconv.MessagingKafkaOffset(int(rec.Offset)),
-			semconv.MessagingConsumerGroupName(t.group),
-			semconv.MessagingMessageID(id),
-		),
-	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 	if psc := trace.SpanContextFromContext(parent); psc.IsValid() {
 		if v := psc.TraceState().Get(stateKey); v != "" {
 			if sid, err := trace.SpanIDFromHex(v); err == nil {
@@ -74,9 +62,23 @@ func (t *Tracer) Consume(ctx context.Context, rec *kgo.Record, id string) (conte
 		}
 	}
 	traced, span := t.p.tracer.Start(parent, spanProcess+rec.Topic, opts...)
+	// Attributes only for spans that are kept: with a low sampling ratio most records cost no more than the
+	// span's context.
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(rec.Topic),
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(rec.Partition))),
+			semconv.MessagingKafkaOffset(int(rec.Offset)),
+			semconv.MessagingConsumerGroupName(t.group),
+			semconv.MessagingMessageID(id),
+		)
+	}
 	traced = context.WithValue(traced, recordTimeKey{}, rec.Timestamp)
 	return traced, func(outcome string, err error) {
-		if outcome != "" {
+		if outcome != "" && span.IsRecording() {
 			span.SetAttributes(attrOutcome.String(outcome))
 		}
 		endSpan(span, err)
@@ -85,8 +87,10 @@ func (t *Tracer) Consume(ctx context.Context, rec *kgo.Record, id string) (conte
 
 // Dedup starts the span of a dedup store round trip.
 func (t *Tracer) Dedup(ctx context.Context, op string) func(error) {
-	_, span := t.p.tracer.Start(ctx, spanDedup+op, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attrDedupOp.String(op)))
+	_, span := t.p.tracer.Start(ctx, spanDedup+op, trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(attrDedupOp.String(op))
+	}
 	return func(err error) { endSpan(span, err) }
 }
 
