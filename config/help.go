@@ -70,11 +70,26 @@ func fieldsOf() ([]Field, error) {
 	return out, nil
 }
 
-// WriteHelp prints every variable with its default and meaning, generated from the Config struct.
+// OTelFields are the standard OpenTelemetry variables the sidecar reads for tracing: not part of Config (the
+// OpenTelemetry SDK reads them), but checked by LoadFrom and listed by WriteHelp all the same.
+func OTelFields() []Field {
+	return []Field{
+		{Key: "OTEL_TRACES_EXPORTER", Default: "none", HasDefault: true, Help: "none (no tracing, no cost), otlp or console"},
+		{Key: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "http://localhost:4318", HasDefault: true, Help: "the OTLP collector"},
+		{Key: "OTEL_EXPORTER_OTLP_PROTOCOL", Default: "http/protobuf", HasDefault: true, Help: "http/protobuf or grpc"},
+		{Key: "OTEL_TRACES_SAMPLER", Default: "parentbased_always_on", HasDefault: true, Help: "always_on, always_off, traceidratio or parentbased_* of these"},
+		{Key: "OTEL_TRACES_SAMPLER_ARG", Help: "the sampling ratio of the traceidratio samplers, 0 to 1"},
+		{Key: "OTEL_SERVICE_NAME", Default: "kafka-sidecar", HasDefault: true, Help: "service.name of the spans"},
+		{Key: "OTEL_RESOURCE_ATTRIBUTES", Help: "further resource attributes, key=value,..."},
+	}
+}
+
+// WriteHelp prints every variable with its default and meaning, generated from the Config struct, and then
+// the OpenTelemetry variables.
 func WriteHelp(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
-	for _, f := range Fields() {
+	for _, f := range append(Fields(), OTelFields()...) {
 		def := f.Default
 		switch {
 		case f.Required:

@@ -15,7 +15,7 @@ func TestReadmeListsEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading README.md: %v", err)
 	}
-	for _, f := range config.Fields() {
+	for _, f := range append(config.Fields(), config.OTelFields()...) {
 		if !bytes.Contains(readme, []byte("`"+f.Key+"`")) {
 			t.Errorf("README.md does not document %s", f.Key)
 		}
@@ -29,7 +29,7 @@ func TestHelpListsEveryVariableWithDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, f := range config.Fields() {
+	for _, f := range append(config.Fields(), config.OTelFields()...) {
 		line := ""
 		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, f.Key+" ") {
