@@ -11,5 +11,7 @@
 // counted and reported, not failed: crashes and a Redis that loses its marks make some unavoidable.
 //
 // [Run] is the harness; test/chaos/cmd is its command line and chaos_test.go runs a short version in the
-// normal test run and the full one when TEST_KAFKA_BROKERS names the real cluster.
+// normal test run and the full one when TEST_KAFKA_BROKERS names the real cluster. [Soak] reuses the same parts
+// for a long run at a steady rate with a member restarted every few minutes, sampling the resources of each
+// sidecar and of Redis and failing on their growth as well as on loss; test/soak is its command line.
 package chaos
