@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 )
 
 // What one record's dedup marks cost a Redis server, as measured (dedup.TestRedisMemoryPerRecord): a position
@@ -22,7 +23,7 @@ const (
 
 // capacityCheck estimates the Redis memory the dedup marks need at the source topics' current record rate
 // and compares it with what the servers allow.
-func (r *run) capacityCheck(ctx context.Context, infos []nodeInfo) {
+func (r *run) capacityCheck(ctx context.Context, infos []dedup.RedisServer) {
 	rate, err := r.recordRate(ctx)
 	if err != nil {
 		r.add(Check{ID: "redis.capacity", Status: Warn, Observed: "cannot measure the source topics' record rate: " + describeErr(err),
@@ -31,9 +32,9 @@ func (r *run) capacityCheck(ctx context.Context, infos []nodeInfo) {
 	}
 	var used, limit int64
 	for _, ni := range infos {
-		u, uerr := strconv.ParseInt(ni.memory["used_memory"], 10, 64)
-		m, merr := strconv.ParseInt(ni.memory["maxmemory"], 10, 64)
-		if ni.memoryErr != nil || uerr != nil || merr != nil {
+		u, uerr := strconv.ParseInt(ni.Memory["used_memory"], 10, 64)
+		m, merr := strconv.ParseInt(ni.Memory["maxmemory"], 10, 64)
+		if ni.MemoryErr != nil || uerr != nil || merr != nil {
 			r.add(Check{ID: "redis.capacity", Status: Warn, Observed: "cannot read INFO memory", Why: "the capacity could not be judged"})
 			return
 		}

@@ -8,17 +8,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 )
 
 // stepTimeout bounds each network step, so one hung broker or Redis call cannot use up the whole run and
 // leave the other checks unreported.
 const stepTimeout = 10 * time.Second
+
+// RedisAuditor is what the audit asks of the dedup store's Redis; *dedup.RedisInspector is one.
+type RedisAuditor interface {
+	// Ping reports whether Redis answers.
+	Ping(ctx context.Context) error
+	// Servers reads the persistence, memory and eviction settings of every server behind the client.
+	Servers(ctx context.Context) ([]dedup.RedisServer, error)
+}
 
 // Deps is what Run audits. Only Config is required; a missing client or probe leaves its checks out, except
 // Admin, whose absence is a FAIL (there is no audit without Kafka), and Redis when SIDECAR_DEDUP=redis.
@@ -27,8 +35,9 @@ type Deps struct {
 	Config *config.Config
 	// Admin talks to the cluster; build it from connect.KafkaOpts.
 	Admin *kadm.Client
-	// Redis is the dedup store's client, nil when SIDECAR_DEDUP is not redis.
-	Redis redis.UniversalClient
+	// Redis inspects the dedup store's servers, nil when SIDECAR_DEDUP is not redis
+	// (dedup.NewRedisInspector makes one from the store's client).
+	Redis RedisAuditor
 	// AppProbe checks that SIDECAR_APP_URL answers; nil leaves app.reachable out.
 	AppProbe func(ctx context.Context) error
 	// HealthProbe checks that SIDECAR_APP_HEALTH_URL answers 2xx; nil leaves app.health out.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 )
 
 func TestEvalMinISR(t *testing.T) {
@@ -117,25 +119,25 @@ func TestEvalRedisSettings(t *testing.T) {
 	denied := errors.New("NOPERM this user has no permissions to run the 'config|get' command")
 	tests := []struct {
 		name string
-		eval func(nodeInfo) Check
-		ni   nodeInfo
+		eval func(dedup.RedisServer) Check
+		ni   dedup.RedisServer
 		want Status
 	}{
-		{name: "noeviction", eval: evalEviction, ni: nodeInfo{memory: map[string]string{"maxmemory_policy": "noeviction"}}, want: Pass},
-		{name: "allkeys-lfu", eval: evalEviction, ni: nodeInfo{memory: map[string]string{"maxmemory_policy": "allkeys-lfu"}}, want: Fail},
-		{name: "volatile-lru", eval: evalEviction, ni: nodeInfo{memory: map[string]string{"maxmemory_policy": "volatile-lru"}}, want: Fail},
-		{name: "policy from CONFIG when INFO lacks it", eval: evalEviction, ni: nodeInfo{memory: map[string]string{}, config: map[string]string{"maxmemory-policy": "noeviction"}}, want: Pass},
-		{name: "policy unreadable", eval: evalEviction, ni: nodeInfo{memory: map[string]string{}, configErr: denied}, want: Warn},
-		{name: "AOF", eval: evalPersistence, ni: nodeInfo{config: map[string]string{"appendonly": "yes", "save": ""}}, want: Pass},
-		{name: "RDB", eval: evalPersistence, ni: nodeInfo{config: map[string]string{"appendonly": "no", "save": "3600 1 300 100"}}, want: Pass},
-		{name: "no persistence", eval: evalPersistence, ni: nodeInfo{config: map[string]string{"appendonly": "no", "save": ""}}, want: Warn},
-		{name: "CONFIG denied, AOF in INFO", eval: evalPersistence, ni: nodeInfo{configErr: denied, persistence: map[string]string{"aof_enabled": "1"}}, want: Pass},
-		{name: "CONFIG denied, no AOF", eval: evalPersistence, ni: nodeInfo{configErr: denied, persistence: map[string]string{"aof_enabled": "0"}}, want: Warn},
-		{name: "no limit", eval: evalMemory, ni: nodeInfo{memory: map[string]string{"used_memory": "1048576", "maxmemory": "0"}}, want: Pass},
-		{name: "half full", eval: evalMemory, ni: nodeInfo{memory: map[string]string{"used_memory": "50", "maxmemory": "100"}}, want: Pass},
-		{name: "81 percent", eval: evalMemory, ni: nodeInfo{memory: map[string]string{"used_memory": "81", "maxmemory": "100"}}, want: Warn},
-		{name: "INFO memory refused", eval: evalMemory, ni: nodeInfo{memoryErr: denied}, want: Warn},
-		{name: "INFO memory without fields", eval: evalMemory, ni: nodeInfo{memory: map[string]string{}}, want: Warn},
+		{name: "noeviction", eval: evalEviction, ni: dedup.RedisServer{Memory: map[string]string{"maxmemory_policy": "noeviction"}}, want: Pass},
+		{name: "allkeys-lfu", eval: evalEviction, ni: dedup.RedisServer{Memory: map[string]string{"maxmemory_policy": "allkeys-lfu"}}, want: Fail},
+		{name: "volatile-lru", eval: evalEviction, ni: dedup.RedisServer{Memory: map[string]string{"maxmemory_policy": "volatile-lru"}}, want: Fail},
+		{name: "policy from CONFIG when INFO lacks it", eval: evalEviction, ni: dedup.RedisServer{Memory: map[string]string{}, Config: map[string]string{"maxmemory-policy": "noeviction"}}, want: Pass},
+		{name: "policy unreadable", eval: evalEviction, ni: dedup.RedisServer{Memory: map[string]string{}, ConfigErr: denied}, want: Warn},
+		{name: "AOF", eval: evalPersistence, ni: dedup.RedisServer{Config: map[string]string{"appendonly": "yes", "save": ""}}, want: Pass},
+		{name: "RDB", eval: evalPersistence, ni: dedup.RedisServer{Config: map[string]string{"appendonly": "no", "save": "3600 1 300 100"}}, want: Pass},
+		{name: "no persistence", eval: evalPersistence, ni: dedup.RedisServer{Config: map[string]string{"appendonly": "no", "save": ""}}, want: Warn},
+		{name: "CONFIG denied, AOF in INFO", eval: evalPersistence, ni: dedup.RedisServer{ConfigErr: denied, Persistence: map[string]string{"aof_enabled": "1"}}, want: Pass},
+		{name: "CONFIG denied, no AOF", eval: evalPersistence, ni: dedup.RedisServer{ConfigErr: denied, Persistence: map[string]string{"aof_enabled": "0"}}, want: Warn},
+		{name: "no limit", eval: evalMemory, ni: dedup.RedisServer{Memory: map[string]string{"used_memory": "1048576", "maxmemory": "0"}}, want: Pass},
+		{name: "half full", eval: evalMemory, ni: dedup.RedisServer{Memory: map[string]string{"used_memory": "50", "maxmemory": "100"}}, want: Pass},
+		{name: "81 percent", eval: evalMemory, ni: dedup.RedisServer{Memory: map[string]string{"used_memory": "81", "maxmemory": "100"}}, want: Warn},
+		{name: "INFO memory refused", eval: evalMemory, ni: dedup.RedisServer{MemoryErr: denied}, want: Warn},
+		{name: "INFO memory without fields", eval: evalMemory, ni: dedup.RedisServer{Memory: map[string]string{}}, want: Warn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,9 +153,9 @@ func TestEvalRedisSettings(t *testing.T) {
 }
 
 func TestWorstNamesEveryNode(t *testing.T) {
-	infos := []nodeInfo{
-		{node: node{addr: "n1:7000"}, memory: map[string]string{"maxmemory_policy": "noeviction"}},
-		{node: node{addr: "n2:7001"}, memory: map[string]string{"maxmemory_policy": "allkeys-lru"}},
+	infos := []dedup.RedisServer{
+		{Addr: "n1:7000", Memory: map[string]string{"maxmemory_policy": "noeviction"}},
+		{Addr: "n2:7001", Memory: map[string]string{"maxmemory_policy": "allkeys-lru"}},
 	}
 	c := worst("redis.eviction", infos, evalEviction)
 	if c.Status != Fail || c.ID != "redis.eviction" {
@@ -162,44 +164,6 @@ func TestWorstNamesEveryNode(t *testing.T) {
 	if c.Observed != "n1:7000: maxmemory-policy=noeviction; n2:7001: maxmemory-policy=allkeys-lru" {
 		t.Fatalf("observed %q, want every node named", c.Observed)
 	}
-}
-
-func TestParseInfo(t *testing.T) {
-	text := "# Memory\r\nused_memory:1024\r\nmaxmemory_policy:noeviction\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=0\r\nnot a field\r\n:no key\r\nurl:redis://h:1\r\n"
-	got := parseInfo(text)
-	want := map[string]string{"used_memory": "1024", "maxmemory_policy": "noeviction", "db0": "keys=1,expires=1,avg_ttl=0", "url": "redis://h:1"}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Fatalf("%s = %q, want %q", k, got[k], v)
-		}
-	}
-}
-
-// FuzzParseInfo checks the INFO parser never panics and returns only trimmed, non-empty keys without colons that
-// occur in the input.
-func FuzzParseInfo(f *testing.F) {
-	for _, seed := range []string{
-		"# Persistence\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\n",
-		"used_memory:100\nmaxmemory:0\n",
-		"::\n#:\n a : b \n",
-		"",
-		strings.Repeat("k:v\n", 100),
-	} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, text string) {
-		for k := range parseInfo(text) {
-			if k == "" || strings.Contains(k, ":") || strings.HasPrefix(k, "#") || strings.TrimSpace(k) != k {
-				t.Fatalf("bad key %q from %q", k, text)
-			}
-			if !strings.Contains(text, k) {
-				t.Fatalf("key %q is not in the input %q", k, text)
-			}
-		}
-	})
 }
 
 func TestFormatting(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/test/redistest"
 )
 
@@ -211,7 +212,7 @@ func TestRunAllPassOnSafeSetup(t *testing.T) {
 	rep := runDoctor(t, Deps{
 		Config:      cfg,
 		Admin:       adm,
-		Redis:       rc,
+		Redis:       dedup.NewRedisInspector(rc),
 		AppProbe:    func(context.Context) error { probed++; return nil },
 		HealthProbe: func(context.Context) error { probed++; return nil },
 		Now:         steppingClock(100 * time.Microsecond),

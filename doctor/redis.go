@@ -1,17 +1,15 @@
 package doctor
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 )
 
 // Thresholds of the Redis checks.
@@ -24,17 +22,12 @@ const (
 	memoryWarnRatio = 0.8
 )
 
-// node is one Redis server: the only one, or one master of a cluster.
-type node struct {
-	addr string // empty for a single server or a Sentinel-managed master
-	cmd  redis.Cmdable
-}
-
-func (n node) label() string {
-	if n.addr == "" {
+// label names a server in a verdict about several.
+func label(rs dedup.RedisServer) string {
+	if rs.Addr == "" {
 		return ""
 	}
-	return n.addr + ": "
+	return rs.Addr + ": "
 }
 
 // redisChecks reports whether Redis answers, how fast, and whether its settings keep done marks.
@@ -46,7 +39,7 @@ func (r *run) redisChecks(ctx context.Context) {
 		return
 	}
 	sctx, cancel := step(ctx)
-	err := rc.Ping(sctx).Err()
+	err := rc.Ping(sctx)
 	cancel()
 	if err != nil {
 		r.add(Check{ID: "redis.reachable", Status: Fail, Observed: "PING: " + describeErr(err),
@@ -57,16 +50,14 @@ func (r *run) redisChecks(ctx context.Context) {
 	r.add(Check{ID: "redis.reachable", Status: Pass, Observed: "PING answered", Why: "the dedup store keeps done marks and delivery leases"})
 	r.latencyCheck(ctx, rc)
 
-	nodes, err := redisNodes(ctx, rc)
+	sctx, cancel = step(ctx)
+	infos, err := rc.Servers(sctx)
+	cancel()
 	if err != nil {
 		for _, id := range []string{"redis.persistence", "redis.eviction", "redis.memory"} {
 			r.add(Check{ID: id, Status: Warn, Observed: "cannot list the cluster's masters: " + describeErr(err), Why: "the setting could not be checked"})
 		}
 		return
-	}
-	infos := make([]nodeInfo, len(nodes))
-	for i, n := range nodes {
-		infos[i] = readNode(ctx, n)
 	}
 	r.add(worst("redis.persistence", infos, evalPersistence))
 	r.add(worst("redis.eviction", infos, evalEviction))
@@ -75,12 +66,12 @@ func (r *run) redisChecks(ctx context.Context) {
 }
 
 // latencyCheck times a few PINGs with the run's clock and judges their median.
-func (r *run) latencyCheck(ctx context.Context, rc redis.UniversalClient) {
+func (r *run) latencyCheck(ctx context.Context, rc RedisAuditor) {
 	samples := make([]time.Duration, 0, latencyPings)
 	for range latencyPings {
 		sctx, cancel := step(ctx)
 		start := r.now()
-		err := rc.Ping(sctx).Err()
+		err := rc.Ping(sctx)
 		elapsed := r.now().Sub(start)
 		cancel()
 		if err != nil {
@@ -115,93 +106,13 @@ func roundLatency(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + "ms"
 }
 
-// redisNodes returns the servers to inspect: every master of a cluster, else the client itself.
-func redisNodes(ctx context.Context, rc redis.UniversalClient) ([]node, error) {
-	cc, ok := rc.(*redis.ClusterClient)
-	if !ok {
-		return []node{{cmd: rc}}, nil
-	}
-	var mu sync.Mutex
-	var nodes []node
-	sctx, cancel := step(ctx)
-	defer cancel()
-	err := cc.ForEachMaster(sctx, func(_ context.Context, c *redis.Client) error {
-		mu.Lock()
-		defer mu.Unlock()
-		nodes = append(nodes, node{addr: c.Options().Addr, cmd: c})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing cluster masters: %w", err)
-	}
-	slices.SortFunc(nodes, func(a, b node) int { return strings.Compare(a.addr, b.addr) })
-	return nodes, nil
-}
-
-// nodeInfo is what one server told about its persistence and memory.
-type nodeInfo struct {
-	node
-	persistence map[string]string // INFO persistence
-	persistErr  error
-	memory      map[string]string // INFO memory
-	memoryErr   error
-	config      map[string]string // CONFIG GET save / appendonly / appendfsync / maxmemory-policy
-	configErr   error             // CONFIG is often disabled or renamed on managed Redis
-}
-
-// readNode reads INFO persistence, INFO memory and the CONFIG values the checks need. Errors are kept per
-// source, so a disabled CONFIG still leaves INFO to judge by.
-func readNode(ctx context.Context, n node) nodeInfo {
-	ni := nodeInfo{node: n, config: map[string]string{}}
-	sctx, cancel := step(ctx)
-	defer cancel()
-	var text string
-	if text, ni.persistErr = n.cmd.Info(sctx, "persistence").Result(); ni.persistErr == nil {
-		ni.persistence = parseInfo(text)
-	}
-	if text, ni.memoryErr = n.cmd.Info(sctx, "memory").Result(); ni.memoryErr == nil {
-		ni.memory = parseInfo(text)
-	}
-	for _, key := range []string{"save", "appendonly", "appendfsync", "maxmemory-policy"} {
-		vals, err := n.cmd.ConfigGet(sctx, key).Result()
-		if err != nil {
-			ni.configErr = err
-			break
-		}
-		if v, ok := vals[key]; ok {
-			ni.config[key] = v
-		}
-	}
-	return ni
-}
-
-// parseInfo parses the text of an INFO reply into its key:value fields (both trimmed), skipping "# Section"
-// lines, blank lines and lines without a colon. A value keeps any further colons.
-func parseInfo(text string) map[string]string {
-	fields := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if k = strings.TrimSpace(k); !ok || k == "" {
-			continue
-		}
-		fields[k] = strings.TrimSpace(v)
-	}
-	return fields
-}
-
 // worst evaluates every node and reports the worst verdict; with several nodes, Observed names each.
-func worst(id string, infos []nodeInfo, eval func(nodeInfo) Check) Check {
+func worst(id string, infos []dedup.RedisServer, eval func(dedup.RedisServer) Check) Check {
 	var out Check
 	var observed []string
 	for i, ni := range infos {
 		c := eval(ni)
-		observed = append(observed, ni.label()+c.Observed)
+		observed = append(observed, label(ni)+c.Observed)
 		if i == 0 || c.Status.severity() > out.Status.severity() {
 			out = c
 		}
@@ -212,23 +123,23 @@ func worst(id string, infos []nodeInfo, eval func(nodeInfo) Check) Check {
 }
 
 // evalPersistence: a Redis restart without AOF or RDB forgets every done mark, so records are delivered again.
-func evalPersistence(ni nodeInfo) Check {
+func evalPersistence(ni dedup.RedisServer) Check {
 	why := "done marks must survive a Redis restart, or every record read again afterwards is delivered again"
 	fix := "redis-cli CONFIG SET appendonly yes && redis-cli CONFIG REWRITE (or appendonly yes in redis.conf; managed Redis: enable AOF persistence)"
-	if ni.configErr != nil {
+	if ni.ConfigErr != nil {
 		// INFO still says whether AOF is on; the RDB save schedule is only in CONFIG.
-		if ni.persistErr == nil && ni.persistence["aof_enabled"] == "1" {
-			return Check{Status: Pass, Observed: "aof_enabled:1 (from INFO; CONFIG cannot be read: " + describeErr(ni.configErr) + ")", Why: why}
+		if ni.PersistenceErr == nil && ni.Persistence["aof_enabled"] == "1" {
+			return Check{Status: Pass, Observed: "aof_enabled:1 (from INFO; CONFIG cannot be read: " + describeErr(ni.ConfigErr) + ")", Why: why}
 		}
-		return Check{Status: Warn, Observed: "cannot read the persistence settings: CONFIG GET failed (" + describeErr(ni.configErr) + ") and INFO shows no AOF",
+		return Check{Status: Warn, Observed: "cannot read the persistence settings: CONFIG GET failed (" + describeErr(ni.ConfigErr) + ") and INFO shows no AOF",
 			Why: why + "; CONFIG is disabled or renamed, so whether RDB snapshots run is unknown",
 			Fix: "confirm that AOF or RDB persistence is enabled in the Redis configuration or the managed service's settings"}
 	}
-	aof := ni.config["appendonly"] == "yes"
-	save := strings.TrimSpace(ni.config["save"])
+	aof := ni.Config["appendonly"] == "yes"
+	save := strings.TrimSpace(ni.Config["save"])
 	switch {
 	case aof:
-		return Check{Status: Pass, Observed: "appendonly=yes, appendfsync=" + orDash(ni.config["appendfsync"]), Why: why}
+		return Check{Status: Pass, Observed: "appendonly=yes, appendfsync=" + orDash(ni.Config["appendfsync"]), Why: why}
 	case save != "":
 		return Check{Status: Pass, Observed: "RDB snapshots (save " + save + "), appendonly=no", Why: why + "; with RDB alone, marks written since the last snapshot are lost in a crash"}
 	}
@@ -236,13 +147,13 @@ func evalPersistence(ni nodeInfo) Check {
 }
 
 // evalEviction: any evicting policy can drop done marks and leases, since all of them carry TTLs.
-func evalEviction(ni nodeInfo) Check {
-	policy, ok := ni.memory["maxmemory_policy"]
-	if !ok || ni.memoryErr != nil {
-		policy, ok = ni.config["maxmemory-policy"]
+func evalEviction(ni dedup.RedisServer) Check {
+	policy, ok := ni.Memory["maxmemory_policy"]
+	if !ok || ni.MemoryErr != nil {
+		policy, ok = ni.Config["maxmemory-policy"]
 	}
 	if !ok {
-		err := errors.Join(ni.memoryErr, ni.configErr)
+		err := errors.Join(ni.MemoryErr, ni.ConfigErr)
 		observed := "cannot read maxmemory-policy"
 		if err != nil {
 			observed += ": " + describeErr(err)
@@ -264,13 +175,13 @@ func evalEviction(ni nodeInfo) Check {
 }
 
 // evalMemory: used memory near maxmemory means a burst of marks may hit the limit.
-func evalMemory(ni nodeInfo) Check {
+func evalMemory(ni dedup.RedisServer) Check {
 	why := "when Redis reaches maxmemory with noeviction, claims fail and delivery pauses until memory is freed"
-	if ni.memoryErr != nil {
-		return Check{Status: Warn, Observed: "cannot read INFO memory: " + describeErr(ni.memoryErr), Why: why}
+	if ni.MemoryErr != nil {
+		return Check{Status: Warn, Observed: "cannot read INFO memory: " + describeErr(ni.MemoryErr), Why: why}
 	}
-	used, uerr := strconv.ParseInt(ni.memory["used_memory"], 10, 64)
-	limit, lerr := strconv.ParseInt(ni.memory["maxmemory"], 10, 64)
+	used, uerr := strconv.ParseInt(ni.Memory["used_memory"], 10, 64)
+	limit, lerr := strconv.ParseInt(ni.Memory["maxmemory"], 10, 64)
 	if uerr != nil || lerr != nil {
 		return Check{Status: Warn, Observed: "INFO memory lacks used_memory or maxmemory", Why: why}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kafka-sidecar/kafka-sidecar/config"
 	"github.com/kafka-sidecar/kafka-sidecar/connect"
+	"github.com/kafka-sidecar/kafka-sidecar/dedup"
 	"github.com/kafka-sidecar/kafka-sidecar/test/redistest"
 )
 
@@ -19,7 +20,10 @@ func redisOnly(t *testing.T, rc redis.UniversalClient, now func() time.Time) Rep
 	t.Helper()
 	cfg := testConfig(nil)
 	cfg.Dedup = config.DedupRedis
-	r := &run{deps: Deps{Config: cfg, Redis: rc}, cfg: cfg, now: now}
+	r := &run{deps: Deps{Config: cfg}, cfg: cfg, now: now}
+	if rc != nil {
+		r.deps.Redis = dedup.NewRedisInspector(rc)
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}

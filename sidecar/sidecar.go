@@ -362,7 +362,10 @@ func (s *Sidecar) openStore(ctx context.Context) (dedup.Store, error) {
 func (s *Sidecar) Doctor(ctx context.Context) doctor.Report {
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	deps := doctor.Deps{Config: s.cfg, Admin: s.admin, Redis: s.redis, AppProbe: s.appProbe.Check}
+	deps := doctor.Deps{Config: s.cfg, Admin: s.admin, AppProbe: s.appProbe.Check}
+	if s.redis != nil {
+		deps.Redis = dedup.NewRedisInspector(s.redis)
+	}
 	if s.registry != nil {
 		deps.Registry = s.registry
 	}
