@@ -624,7 +624,7 @@ func TestClientDropsIdleConnectionWithStrayBytes(t *testing.T) {
 	letStray := func() { stray.Do(func() { close(strayNow) }) }
 	t.Cleanup(letStray) // runs before the app's cleanup, which waits for the serving goroutine
 	h := newTestHTTP(t, Options{URL: app.url})
-	h.pool.checkIdleAfter = 0
+	h.client.checkIdleAfter = 0
 	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Fatalf("first delivery = %+v, want success", res)
 	}
