@@ -370,10 +370,14 @@ type dialer struct {
 	wrapConn func(net.Conn) net.Conn
 }
 
-// dial connects to addr within timeout (the time the delivery has left, and no longer than the dial limit)
-// and, for https, completes the handshake within the handshake limit.
+// dial connects to addr within timeout (the time the delivery has left; zero when fasthttp dials for a
+// delivery waiting for a connection, which bounds its own wait) and the dial limit and, for https, completes
+// the handshake within the handshake limit.
 func (d *dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
 	defer cancel()
 	conn, err := d.net.DialContext(ctx, "tcp", addr)
 	if err != nil {
