@@ -9,7 +9,8 @@
 // kinds of state, each sized by what it must cover:
 //
 //   - Position marks: one bit per done record, in bitmaps of ChunkOffsets offsets per key (per partition and
-//     leader epoch), living SIDECAR_DEDUP_TTL (at least the retention). They answer every redelivery of the
+//     leader epoch), living SIDECAR_DEDUP_TTL (at least the retention; up to 1/64 longer, since a key's expiry
+//     is extended only now and then, see PositionMarkSlack). They answer every redelivery of the
 //     same record: a crash before the commit, a rebalance, committed offsets lost or reset. A re-created topic
 //     has a new topic ID and a record written at a reused offset after an unclean leader election a newer
 //     epoch, so neither is mistaken for a done record. On Redis a full chunk costs 1 KiB for 8,136 records
@@ -20,8 +21,9 @@
 //   - Leases: only while records are in flight. A record with an ID of its own is leased by its ID (the
 //     message may sit at several offsets, even in several partitions); any other record by its partition: one
 //     key per partition a member is consuming, taken by the member's first claim on the partition, extended by
-//     every claim, given up with ReleasePartitions once the partition is revoked and its records have ended
-//     (or expiring a lease time after the last claim, after a crash). Their cost does not grow with the
+//     its claims (at most every quarter of a lease, so at least three quarters of a lease are always left while
+//     the member claims), given up with ReleasePartitions once the partition is revoked and its records have
+//     ended (or expiring, after a crash). Their cost does not grow with the
 //     windows or with the record rate.
 //
 // Why a partition lease is enough for records without an ID of their own: such a record is one message at one

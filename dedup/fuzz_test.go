@@ -52,7 +52,7 @@ func FuzzStoresAgree(f *testing.F) {
 		mr := miniredis.RunT(t)
 		newRedis := func(owner string) *dedup.Redis {
 			s := dedup.NewRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()}), dedup.RedisOptions{
-				KeyPrefix: "f:", Owner: owner, Lease: lease, TTL: ttl, IDTTL: idTTL,
+				KeyPrefix: "f:", Owner: owner, Lease: lease, TTL: ttl, IDTTL: idTTL, Now: clock.Now,
 			})
 			t.Cleanup(func() { _ = s.Close() })
 			return s

@@ -87,24 +87,35 @@ func memoryFactory() func(t *testing.T, owner string) dedup.Store {
 	}
 }
 
-// fastForwardRedis is a Redis store on miniredis, whose clock the contract suite moves with FastForward.
+// fastForwardRedis is a Redis store on miniredis, whose clock the contract suite moves with FastForward, and
+// the store's own clock with it.
 type fastForwardRedis struct {
 	*dedup.Redis
-	mr *miniredis.Miniredis
+	mr    *miniredis.Miniredis
+	clock *fakeClock
 }
 
-func (f fastForwardRedis) Advance(d time.Duration) { f.mr.FastForward(d) }
+func (f fastForwardRedis) Advance(d time.Duration) {
+	f.mr.FastForward(d)
+	f.clock.Advance(d)
+}
+
+type miniBackend struct {
+	mr    *miniredis.Miniredis
+	clock *fakeClock
+}
 
 // miniredisFactory builds Redis stores on one miniredis per test.
 func miniredisFactory() func(t *testing.T, owner string) dedup.Store {
-	var servers perTest[*miniredis.Miniredis]
+	var servers perTest[miniBackend]
 	return func(t *testing.T, owner string) dedup.Store {
-		mr := servers.get(t, func() *miniredis.Miniredis { return miniredis.RunT(t) })
-		s := dedup.NewRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()}), dedup.RedisOptions{
+		b := servers.get(t, func() miniBackend { return miniBackend{mr: miniredis.RunT(t), clock: newFakeClock()} })
+		s := dedup.NewRedis(redis.NewClient(&redis.Options{Addr: b.mr.Addr()}), dedup.RedisOptions{
 			KeyPrefix: "test:", Owner: owner, Lease: storetest.Lease, TTL: storetest.TTL, IDTTL: storetest.IDTTL,
+			Now: b.clock.Now,
 		})
 		t.Cleanup(func() { _ = s.Close() })
-		return fastForwardRedis{Redis: s, mr: mr}
+		return fastForwardRedis{Redis: s, mr: b.mr, clock: b.clock}
 	}
 }
 

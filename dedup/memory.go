@@ -53,6 +53,12 @@ type Memory struct {
 	lease  time.Duration
 	ttl    time.Duration
 	idTTL  time.Duration
+	// leases and chunks decide, as for Redis, when this store extends a partition lease or a chunk's expiry.
+	leases *refresher[partitionID]
+	chunks *refresher[chunkID]
+	// round and roundChunks hold the decisions of the round under way; guarded by t.mu.
+	round       map[partitionID]bool
+	roundChunks map[chunkID]bool
 }
 
 // memTable is the state shared by every Memory view on it.
@@ -136,13 +142,16 @@ func (m *Memory) Shared(opts MemoryOptions) *Memory {
 }
 
 func (t *memTable) view(opts MemoryOptions) *Memory {
-	return &Memory{
+	m := &Memory{
 		t:     t,
 		owner: ownerOrRandom(opts.Owner),
 		lease: orDefault(opts.Lease, DefaultLease),
 		ttl:   orDefault(opts.TTL, DefaultTTL),
 		idTTL: orDefault(opts.IDTTL, DefaultIDTTL),
 	}
+	m.leases = newRefresher[partitionID](t.now, m.lease, m.ttl)
+	m.chunks = newRefresher[chunkID](t.now, m.lease, m.ttl)
+	return m
 }
 
 // Owner returns the name this store's leases carry.
@@ -162,19 +171,21 @@ func (m *Memory) Apply(ctx context.Context, ops Ops) ([]Status, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
+	// What this round decided to extend, as one Redis call decides it once per key.
+	m.round, m.roundChunks = map[partitionID]bool{}, map[chunkID]bool{}
 	if len(ops.Complete)+len(ops.Park)+len(ops.Claim) > 0 && !t.room(now) {
 		return nil, fmt.Errorf("applying: %w: memory store full (%d bytes of marks and leases, bound %d)",
 			ErrUnavailable, t.bytes, t.maxBytes)
 	}
 	for i := range ops.Complete {
 		c := &ops.Complete[i]
-		t.mark(c, now.Add(m.ttl))
+		m.mark(c, now)
 		if c.OwnID {
 			t.putID(c.ID, memEntry{done: true, expires: now.Add(m.idTTL)})
 		}
 	}
 	for i := range ops.Park {
-		t.mark(&ops.Park[i], now.Add(m.ttl))
+		m.mark(&ops.Park[i], now)
 	}
 	for _, ms := range [][]Mark{ops.Park, ops.Release} {
 		for i := range ms {
@@ -194,7 +205,21 @@ func (m *Memory) Apply(ctx context.Context, ops Ops) ([]Status, error) {
 // t.mu.
 func (m *Memory) claim(c *Mark, now time.Time) Status {
 	t := m.t
+	var p partitionID
+	var ext bool
+	if !c.OwnID {
+		// Asked for every record without an ID of its own, as the Redis store asks when it plans the round.
+		p = partitionOf(c)
+		ext = m.dueLease(p)
+	}
 	if t.marked(c, now) {
+		if !c.OwnID {
+			// As in Redis: a lease due to be extended is, even when every record claimed is done.
+			if e, ok := t.parts[p]; ok && !expiredAt(e.expires, now) && e.owner == m.owner && ext {
+				e.expires = now.Add(m.lease)
+				t.parts[p] = e
+			}
+		}
 		return Done
 	}
 	if c.OwnID {
@@ -209,12 +234,26 @@ func (m *Memory) claim(c *Mark, now time.Time) Status {
 		t.putID(c.ID, memEntry{owner: m.owner, expires: now.Add(m.lease)})
 		return Claimed
 	}
-	p := partitionOf(c)
-	if e, ok := t.parts[p]; ok && !expiredAt(e.expires, now) && e.owner != m.owner {
+	e, ok := t.parts[p]
+	live := ok && !expiredAt(e.expires, now)
+	if live && e.owner != m.owner {
 		return Busy
 	}
-	t.parts[p] = memEntry{owner: m.owner, topic: c.Topic, expires: now.Add(m.lease)}
+	if !live || ext {
+		t.parts[p] = memEntry{owner: m.owner, topic: c.Topic, expires: now.Add(m.lease)}
+	}
 	return Claimed
+}
+
+// dueLease asks, once per partition and round, whether this store extends p's lease now (see refresher). The
+// caller holds t.mu.
+func (m *Memory) dueLease(p partitionID) bool {
+	if d, ok := m.round[p]; ok {
+		return d
+	}
+	d := m.leases.due(p, true)
+	m.round[p] = d
+	return d
 }
 
 // dropIDLease deletes this owner's live lease on id. The caller holds t.mu.
@@ -288,11 +327,14 @@ func (t *memTable) marked(c *Mark, now time.Time) bool {
 	return ok && !expiredAt(ch.expires, now) && ch.bits[bit/64]&(1<<(bit%64)) != 0
 }
 
-// mark sets c's position mark and gives its chunk the expiry exp. The caller holds t.mu.
-func (t *memTable) mark(c *Mark, exp time.Time) {
+// mark sets c's position mark. A new chunk, or one due (see refresher), lives TTL plus the slack from now.
+// The caller holds t.mu.
+func (m *Memory) mark(c *Mark, now time.Time) {
+	t := m.t
 	id, bit := chunkOf(c)
 	ch, ok := t.chunks[id]
-	if !ok || expiredAt(ch.expires, t.now()) {
+	fresh := !ok || expiredAt(ch.expires, now)
+	if fresh {
 		if !ok {
 			t.grow(memChunkBytes)
 		}
@@ -300,7 +342,14 @@ func (t *memTable) mark(c *Mark, exp time.Time) {
 		t.chunks[id] = ch
 	}
 	ch.bits[bit/64] |= 1 << (bit % 64)
-	ch.expires = exp
+	ext, seen := m.roundChunks[id]
+	if !seen {
+		ext = m.chunks.due(id, false)
+		m.roundChunks[id] = ext
+	}
+	if fresh || ext {
+		ch.expires = now.Add(m.ttl + PositionMarkSlack(m.ttl))
+	}
 }
 
 // putID stores e under id. The caller holds t.mu.

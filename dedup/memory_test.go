@@ -62,7 +62,8 @@ func TestMemoryDefaults(t *testing.T) {
 	}{
 		{"ID mark lives DefaultIDTTL", dedup.DefaultIDTTL, msg("x", 2), dedup.Done},
 		{"and no longer", time.Millisecond, msg("x", 3), dedup.Claimed},
-		{"position mark lives DefaultTTL", dedup.DefaultTTL - dedup.DefaultIDTTL - time.Millisecond, msg("x", 1), dedup.Done},
+		{"position mark lives DefaultTTL and its slack", dedup.DefaultTTL + dedup.PositionMarkSlack(dedup.DefaultTTL) -
+			dedup.DefaultIDTTL - time.Millisecond, msg("x", 1), dedup.Done},
 		{"and no longer", time.Millisecond, rec(1), dedup.Claimed},
 	} {
 		clock.Advance(tc.advance)
@@ -128,7 +129,7 @@ func TestMemoryBoundPauses(t *testing.T) {
 	if _, err := m.Apply(ctx, dedup.Ops{Release: written[:1]}); err != nil {
 		t.Fatalf("release on a full store: %v", err)
 	}
-	clock.Advance(time.Hour + time.Millisecond)
+	clock.Advance(time.Hour + dedup.PositionMarkSlack(time.Hour) + time.Millisecond)
 	if st := apply(t, m, dedup.Ops{Claim: written[:1]}); st[0] != dedup.Claimed {
 		t.Fatalf("claim after the marks expired = %v, want claimed", st[0])
 	}

@@ -17,6 +17,8 @@ import (
 type plan struct {
 	ops    []planOp
 	claims []claimParts
+	// refreshed are the keys whose expiry the plan extends (see refresher).
+	refreshed []string
 }
 
 // planOp is one script operation. W carries the bits to set; C is one part of a claim: the keys of it that
@@ -29,6 +31,8 @@ type planOp struct {
 	claims []int
 	lo, hi int64
 	claim  int // C: index into plan.claims
+	// extend: W and P, whether the key's (the lease's, for P) expiry is extended.
+	extend bool
 	part   int // C: index into claimParts.parts
 	pos    string
 	bit    string
@@ -84,9 +88,21 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 			writes.add(bases.chunk(m), m.Offset%chunkOffsets, -1)
 		}
 	}
+	var extended map[string]bool
 	for _, run := range writes.runs() {
+		ext, seen := extended[run.key]
+		if !seen {
+			ext = r.refresh.due(run.key, false)
+			if extended == nil {
+				extended = make(map[string]bool)
+			}
+			extended[run.key] = ext
+			if ext {
+				p.refreshed = append(p.refreshed, run.key)
+			}
+		}
 		p.ops = append(p.ops, planOp{code: 'W', key: run.key, bits: run.bits, lo: run.lo, hi: run.hi, round: 1,
-			group: r.groupOf(run.key)})
+			extend: ext, group: r.groupOf(run.key)})
 	}
 	// ID marks, then the ID leases Park and Release drop.
 	for i := range ops.Complete {
@@ -108,7 +124,7 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 	// partition's lease are all there is, so plain claims go together, P operations over runs of bytes of each
 	// position key. Any other claim is split into the parts that live together.
 	nowMs := time.Now().UnixMilli()
-	var leases map[string]struct{}
+	var leases map[string]bool // lease key -> extended by this round
 	var plain chunkBits
 	for k, i := range firsts {
 		m := &ops.Claim[i]
@@ -122,9 +138,13 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 			lease = base + ":lease"
 			if _, ok := leases[lease]; !ok {
 				if leases == nil {
-					leases = make(map[string]struct{})
+					leases = make(map[string]bool)
 				}
-				leases[lease] = struct{}{}
+				ext := r.refresh.due(lease, true)
+				leases[lease] = ext
+				if ext {
+					p.refreshed = append(p.refreshed, lease)
+				}
 				r.remember(m, lease)
 			}
 			if !legacy {
@@ -180,7 +200,7 @@ func (r *Redis) plan(ops Ops, firsts []int) *plan {
 	for _, run := range plain.runs() {
 		lease := run.key[:strings.LastIndexByte(run.key[:strings.LastIndexByte(run.key, ':')], ':')] + ":lease"
 		p.ops = append(p.ops, planOp{code: 'P', key: run.key, lease: lease, bits: run.bits, claims: run.claims,
-			lo: run.lo, hi: run.hi, round: 1, group: r.groupOf(run.key)})
+			lo: run.lo, hi: run.hi, extend: leases[lease], round: 1, group: r.groupOf(run.key)})
 	}
 	return p
 }
@@ -365,11 +385,12 @@ func (p *plan) calls(r *Redis, round int) []*scriptCall {
 		}
 		switch op.code {
 		case 'W':
-			c.args = append(c.args, "W", c.keyIndex(op.key), len(op.bits), op.lo, op.hi, packBits(op.bits))
+			c.args = append(c.args, "W", c.keyIndex(op.key), len(op.bits), op.lo, op.hi, packBits(op.bits),
+				flag(op.extend))
 			c.marks += len(op.bits)
 		case 'P':
 			c.args = append(c.args, "P", c.keyIndex(op.key), c.keyIndex(op.lease), len(op.bits), op.lo, op.hi,
-				packBits(op.bits))
+				packBits(op.bits), flag(op.extend))
 			for _, claim := range op.claims {
 				c.claims = append(c.claims, [2]int{claim, 0})
 			}
@@ -389,6 +410,14 @@ func (p *plan) calls(r *Redis, round int) []*scriptCall {
 		}
 	}
 	return calls
+}
+
+// flag is a boolean as the script takes it.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // packBits encodes chunk-relative bit offsets (below 65,536) as two bytes each, big-endian: one argument for a

@@ -32,15 +32,20 @@ type RedisOptions struct {
 	TTL time.Duration
 	// IDTTL is how long an ID mark lives (SIDECAR_DEDUP_ID_TTL). Zero means DefaultIDTTL.
 	IDTTL time.Duration
+	// Now is the clock that decides when this store extends a lease or a position key's expiry again (see
+	// refresher); nil means time.Now. Tests move it together with a fake server's clock.
+	Now func() time.Time
 }
 
 // Redis is the shared Store, on a standalone, Sentinel or Cluster deployment. Its keys, all starting with
 // KeyPrefix:
 //
 //   - p:{<topic>:<partition>}:<epoch>:<chunk>: position marks, one bit per offset, chunkOffsets offsets per key,
-//     living TTL after the last mark written into it. <topic> is the topic ID in hex, or "~" and the topic's
+//     living at least TTL after the last mark written into it (its expiry is set to TTL plus PositionMarkSlack
+//     when the key is created and when this store last set it half the slack ago or more). <topic> is the topic ID in hex, or "~" and the topic's
 //     name when the ID is unknown.
-//   - p:{<topic>:<partition>}:lease: the partition's lease, "L"+owner, living Lease after the last claim.
+//   - p:{<topic>:<partition>}:lease: the partition's lease, "L"+owner, living Lease after it was taken or last
+//     extended; a claim extends it when this store last did so a quarter of a lease ago or more.
 //   - i:<message ID>: for records with an ID of their own, the ID's lease ("L"+owner, living Lease) and then
 //     its mark ("d", living IDTTL).
 //   - p:format: when the previous release's keys are read until (see below); kept without expiry.
@@ -77,6 +82,8 @@ type Redis struct {
 	stop        context.CancelFunc
 	detector    sync.WaitGroup
 
+	// refresh decides when a partition lease or a position key's expiry is extended again.
+	refresh *refresher[string]
 	// leased holds, per topic name and partition, the partition lease keys this store has taken, for
 	// ReleasePartitions.
 	leasedMu sync.Mutex
@@ -125,11 +132,12 @@ const (
 // the position-mark TTL and ARGV[4] the ID-mark TTL in milliseconds, ARGV[5] the padding byte's index; then
 // operations, each an opcode and its arguments, KEYS referred to by index:
 //
-//   - W k n lo hi bits: set the n bits in bits (two bytes each, big-endian), which lie in bytes lo to hi, of
-//     position key k (creating it at full length), and give it the TTL.
-//   - P k l n lo hi bits: claim the records at the n bits in bits of position key k (within bytes lo to hi),
+//   - W k n lo hi bits e: set the n bits in bits (two bytes each, big-endian), which lie in bytes lo to hi, of
+//     position key k (creating it at full length), and give it the TTL (plus the slack) when e is 1 or the key
+//     is new.
+//   - P k l n lo hi bits e: claim the records at the n bits in bits of position key k (within bytes lo to hi),
 //     whose partition lease is l: done when the bit is set, otherwise busy when another owner holds the lease,
-//     otherwise the lease is taken or extended (once per call).
+//     otherwise the lease is taken, or extended when e is 1 (once per call).
 //   - D k: write the ID mark k ("d"), replacing a lease.
 //   - R k: drop this owner's lease k (an ID's or a partition's) if it is still there.
 //   - C p b i l g: claim one record. p/b: position key and bit; i: ID key; l: partition lease key; g: previous
@@ -155,13 +163,13 @@ local function isSet(s, lo, b)
   local v = string.byte(s, floor(b / 8) - lo + 1)
   return v ~= nil and floor(v / 2 ^ (7 - b % 8)) % 2 == 1
 end
-local function partition(lk)
+local function partition(lk, ext)
   local ps = parts[lk]
   if ps == nil then
     ps = 0
     local cur = redis.call('GET', KEYS[lk])
     if cur == lease then
-      redis.call('PEXPIRE', KEYS[lk], leaseMs)
+      if ext then redis.call('PEXPIRE', KEYS[lk], leaseMs) end
     elseif isLease(cur) then
       ps = 2
     else
@@ -176,7 +184,7 @@ while i <= n do
   local op = ARGV[i]
   if op == 'P' then
     local ki, lk, c, lo = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
-    local s, bits = redis.call('GETRANGE', KEYS[ki], lo, ARGV[i+5]), ARGV[i+6]
+    local s, bits, ext = redis.call('GETRANGE', KEYS[ki], lo, ARGV[i+5]), ARGV[i+6], ARGV[i+7] == '1'
     if lo < 256 and s ~= '' then
       -- The first bytes could be an old release's value under the same name (see below).
       if valid[ki] == nil then valid[ki] = redis.call('STRLEN', KEYS[ki]) == full end
@@ -193,12 +201,15 @@ while i <= n do
       end
     end
     if pending then
-      local ps = partition(lk)
+      local ps = partition(lk, ext)
       for j = first, #r do
         if r[j] == -1 then r[j] = ps end
       end
+    elseif ext and redis.call('GET', KEYS[lk]) == lease then
+      -- Every record is done, but this owner's lease is due to be extended.
+      redis.call('PEXPIRE', KEYS[lk], leaseMs)
     end
-    i = i + 7
+    i = i + 8
   elseif op == 'W' then
     local ki, c, lo, hi = tonumber(ARGV[i+1]), tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
     local k = KEYS[ki]
@@ -216,6 +227,7 @@ while i <= n do
       s = redis.call('GETRANGE', k, lo, hi)
     end
     local bytes, bits = {string.byte(s, 1, -1)}, ARGV[i+5]
+    if ARGV[i+6] == '1' then fresh = true end
     for j = 1, 2 * c, 2 do
       local hi8, lo8 = string.byte(bits, j, j + 1)
       local b = hi8 * 256 + lo8
@@ -223,11 +235,11 @@ while i <= n do
       if floor(bytes[x] / m) % 2 == 0 then bytes[x] = bytes[x] + m end
     end
     redis.call('SETRANGE', k, lo, string.char(unpack(bytes)))
-    if not touched[ki] then
+    if fresh and not touched[ki] then
       redis.call('PEXPIRE', k, posTTL)
       touched[ki] = true
     end
-    i = i + 6
+    i = i + 7
   elseif op == 'C' then
     local p, b, ik, lk, gk = tonumber(ARGV[i+1]), ARGV[i+2], tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
     i = i + 6
@@ -250,7 +262,7 @@ while i <= n do
       elseif isLease(v) and v ~= lease then
         st = 2
       elseif lk > 0 then
-        st = partition(lk)
+        st = partition(lk, true)
       end
       if st == 0 and ik > 0 then
         redis.call('SET', KEYS[ik], lease, 'PX', leaseMs)
@@ -292,7 +304,12 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		g = groupBySlot
 	}
 	ms := func(d time.Duration) string { return strconv.FormatInt(max(d.Milliseconds(), 1), 10) }
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	r := &Redis{
+		refresh:    newRefresher[string](now, lease, ttl),
 		client:     client,
 		grouping:   g,
 		prefix:     opts.KeyPrefix,
@@ -300,7 +317,7 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		ttl:        ttl,
 		leaseValue: leasePrefix + owner,
 		leaseMs:    ms(lease),
-		ttlMs:      ms(ttl),
+		ttlMs:      ms(ttl + PositionMarkSlack(ttl)),
 		idTTL:      ms(idTTL),
 		decided:    make(chan struct{}),
 		leased:     make(map[topicPartition][]string),
@@ -394,6 +411,8 @@ func (r *Redis) Apply(ctx context.Context, ops Ops) ([]Status, error) {
 		err = r.applyCluster(ctx, plan)
 	}
 	if err != nil {
+		// Extensions the plan counted on may not have happened: the next round makes them.
+		r.refresh.forget(plan.refreshed)
 		return nil, wrapErr(ctx, "applying", err)
 	}
 	for k, i := range firsts {

@@ -247,6 +247,41 @@ func (e *env) expireAfter(from time.Time, d time.Duration, probe func() dedup.St
 	}
 }
 
+// expireBetween is expireAfter for a change that may come any time from lo to hi after from.
+func (e *env) expireBetween(from time.Time, lo, hi time.Duration, probe func() dedup.Status, stillWant, then dedup.Status) {
+	e.t.Helper()
+	if e.clock() != nil {
+		e.advance(from.Add(lo - time.Millisecond).Sub(e.now()))
+		if got := probe(); got != stillWant {
+			e.t.Fatalf("1ms before the earliest expiry: %v, want %v", got, stillWant)
+		}
+		e.advance(from.Add(hi + time.Millisecond).Sub(e.now()))
+		if got := probe(); got != then {
+			e.t.Fatalf("1ms after the latest expiry: %v, want %v", got, then)
+		}
+		return
+	}
+	deadline := time.Now().Add(hi + expiryBound)
+	tick := time.NewTicker(lo / 50)
+	defer tick.Stop()
+	for {
+		got := probe()
+		if got == then {
+			if elapsed := time.Since(from); elapsed < lo-earlyTolerance {
+				e.t.Fatalf("expired after %v, before the %v it should live at least", elapsed, lo)
+			}
+			return
+		}
+		if got != stillWant {
+			e.t.Fatalf("before expiry: %v, want %v", got, stillWant)
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("still %v %v after it should have expired (at most %v)", got, time.Since(from), hi)
+		}
+		<-tick.C
+	}
+}
+
 // advance moves the store's time forward by d: exactly with a Clock, else by waiting d in real time (expiry is
 // a function of elapsed time, so there is nothing to synchronise on but the clock itself).
 func (e *env) advance(d time.Duration) {
@@ -451,14 +486,18 @@ func testIDMarkTTL(t *testing.T, e *env) {
 	}
 }
 
-// testPositionMarkTTL checks that a position mark lives TTL.
+// testPositionMarkTTL checks that a position mark lives at least TTL and at most TTL plus its slack
+// (dedup.PositionMarkSlack), also when a later mark in its key comes before the key's expiry is extended.
 func testPositionMarkTTL(t *testing.T, e *env) {
-	x := e.rec("x")
-	completed := e.now()
+	x, y := e.rec("x"), e.rec("y")
 	e.complete(e.a, x)
-	e.claim(e.b, []dedup.Mark{x}, dedup.Done)
-	// B's claims of x are done and take no lease; once the mark expires B claims it.
-	e.expireAfter(completed, TTL, func() dedup.Status { return e.status(e.b, x) }, dedup.Done, dedup.Claimed)
+	e.advance(dedup.PositionMarkSlack(TTL) / 4)
+	completed := e.now()
+	e.complete(e.a, y)
+	e.claim(e.b, []dedup.Mark{x, y}, dedup.Done, dedup.Done)
+	// B's claims of y are done and take no lease; once the mark expires B claims it.
+	e.expireBetween(completed, TTL, TTL+dedup.PositionMarkSlack(TTL), func() dedup.Status { return e.status(e.b, y) },
+		dedup.Done, dedup.Claimed)
 }
 
 // testParkMarksPositionOnly checks Park: the record itself is done, the message stays deliverable (its copy
