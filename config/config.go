@@ -93,7 +93,7 @@ type Config struct {
 	AppMaxResponseBytes int64         `env:"SIDECAR_APP_MAX_RESPONSE_BYTES" envDefault:"1048576" help:"bytes of an app answer that are read; the rest is discarded"`
 
 	Ordering           string        `env:"SIDECAR_ORDERING" envDefault:"key" help:"partition (one request at a time per partition), key (one in flight per key, same-key records in offset order) or unordered"`
-	MaxInFlight        int           `env:"SIDECAR_MAX_IN_FLIGHT" envDefault:"64" help:"deliveries under way at once, per sidecar (batch mode: records in batches under way)"`
+	MaxInFlight        int           `env:"SIDECAR_MAX_IN_FLIGHT" envDefault:"64" help:"records delivered and not yet marked done, per sidecar: the requests under way at once, and the most a crash can redeliver (batch mode: records in batches under way)"`
 	MaxBufferedRecords int           `env:"SIDECAR_MAX_BUFFERED_RECORDS" envDefault:"5000" help:"records fetched but not done, per sidecar; fetching pauses above it"`
 	MaxBufferedBytes   int64         `env:"SIDECAR_MAX_BUFFERED_BYTES" envDefault:"8388608" help:"bytes of records fetched but not done; fetching pauses above it"`
 	MaxRecordBytes     int64         `env:"SIDECAR_MAX_RECORD_BYTES" envDefault:"10485760" help:"larger records (key + value + headers) go to the dead-letter topic unsent"`
