@@ -57,19 +57,15 @@ func (h *Deliverer) deliverBatch(ctx context.Context, ds []*handler.Delivery, re
 	var out outgoing
 	*buf = h.appendBatchRequest(*buf, t, ds, contentType, body, &out)
 	deadline := start.Add(h.timeout)
-	var answerBody []byte
-	var complete bool
-	var status int
-	var action, retryAfter string
-	err = h.client.exchange(ctx, &out, deadline, func(a *answer) {
-		answerBody, complete = readAll(a, h.maxBody)
-		status, action, retryAfter = a.status, a.action, a.retryAfter
-	})
+	a, err := h.pool.exchange(ctx, &out, deadline)
 	if err != nil {
 		handler.Fill(results, h.failed(ctx, deadline, err, start))
 		return
 	}
-	decodeBatchAnswer(results, ids, status, action, retryAfter, answerBody, complete, h.now())
+	answer, complete := readAll(a, h.maxBody)
+	status, action, retryAfter := a.status, a.action, a.retryAfter
+	a.release() // a is the connection's again from here on
+	decodeBatchAnswer(results, ids, status, action, retryAfter, answer, complete, h.now())
 	elapsed := time.Since(start)
 	for i := range results {
 		results[i].Elapsed = elapsed

@@ -260,41 +260,6 @@ func TestClientKeepsConnectionsUnderLoad(t *testing.T) {
 	}
 }
 
-// TestClientWaitsForAConnection: with more deliveries at once than MaxConns, the others wait for a
-// connection, here one dialled anew as the app closes each after its answer, and all succeed.
-func TestClientWaitsForAConnection(t *testing.T) {
-	var open, most atomic.Int32
-	app := startRawApp(t, func(_ int, c net.Conn, br *bufio.Reader) {
-		n := open.Add(1)
-		defer open.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		answering("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", true)(0, c, br)
-	})
-	const maxConns, workers = 2, 8
-	h := newTestHTTP(t, Options{URL: app.url, MaxConns: maxConns})
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range 10 {
-				if res := h.DeliverOne(context.Background(), sampleDelivery()); res.Outcome != handler.Success {
-					t.Errorf("Deliver = %+v, want success", res)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := app.conns.Load(); n != workers*10 {
-		t.Errorf("the app saw %d connections, want one per delivery (%d)", n, workers*10)
-	}
-	// The app counts a connection open until it has written the answer and closed its side, a little after
-	// the client has let it go: at most one more than MaxConns each.
-	if m := most.Load(); m > 2*maxConns {
-		t.Errorf("the app saw %d connections at once, want at most %d", m, 2*maxConns)
-	}
-}
-
 func TestClientResendsOnStaleConnection(t *testing.T) {
 	const ok = "HTTP/1.1 204 No Content\r\n\r\n"
 	tests := []struct {
@@ -659,7 +624,7 @@ func TestClientDropsIdleConnectionWithStrayBytes(t *testing.T) {
 	letStray := func() { stray.Do(func() { close(strayNow) }) }
 	t.Cleanup(letStray) // runs before the app's cleanup, which waits for the serving goroutine
 	h := newTestHTTP(t, Options{URL: app.url})
-	h.client.checkIdleAfter = 0
+	h.pool.checkIdleAfter = 0
 	if res := deliverWithin(t, context.Background(), h, sampleDelivery()); res.Outcome != handler.Success {
 		t.Fatalf("first delivery = %+v, want success", res)
 	}

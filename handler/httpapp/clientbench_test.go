@@ -24,8 +24,7 @@ import (
 // The client comparison: the deliverer, fasthttp's HostClient used as its documentation shows, and net/http's
 // Transport tuned as newTransport tunes it, each POSTing the same 200-byte records with the same headers to
 // the same app. The app runs in a process of its own, so that the CPU this process spends (getrusage) is the
-// client's: the cpu-ns/op metric. It keeps the choice of the deliverer's client checkable (see client). Run it
-// with -count and compare with benchstat, e.g.
+// client's: the cpu-ns/op metric. Run it with -count and compare with benchstat, e.g.
 //
 //	go test -run='^$' -bench=BenchmarkClients -count=6 ./handler/httpapp | tee new.txt
 //	benchstat -col /client new.txt

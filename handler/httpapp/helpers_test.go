@@ -143,7 +143,7 @@ const readSlack = 512 + answerReadBuffer
 // countReads makes h count the bytes read from every connection it opens from now on.
 func countReads(h *Deliverer) *atomic.Int64 {
 	var n atomic.Int64
-	h.client.dialer.wrapConn = func(c net.Conn) net.Conn { return &countingConn{Conn: c, n: &n} }
+	h.pool.wrapConn = func(c net.Conn) net.Conn { return &countingConn{Conn: c, n: &n} }
 	return &n
 }
 

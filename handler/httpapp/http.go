@@ -55,9 +55,8 @@ type Options struct {
 	AuthTokenFile string
 	// TLS configures https app URLs, including a client certificate for mutual TLS; nil uses the defaults.
 	TLS *tls.Config
-	// MaxConns bounds the connections to the app, which are kept alive between deliveries: as many as
-	// deliveries may run at once, so none is re-dialled under load. A delivery beyond them waits for one
-	// within its timeout. Zero means DefaultMaxConns.
+	// MaxConns sizes the keep-alive pool: as many idle connections to the app are kept as deliveries may run
+	// at once, so none is re-dialled under load. Zero means DefaultMaxConns.
 	MaxConns int
 	// Batch makes Deliver send all the records of a call in one request (the JSON document DeliverBatch
 	// describes) instead of one request per record.
@@ -75,8 +74,8 @@ type Deliverer struct {
 	maxBody int64
 	token   *tokenFile
 	now     func() time.Time
-	// client carries the deliveries.
-	client *client
+	// pool carries the deliveries.
+	pool *connPool
 	// transport carries the requests of Client, the readiness probe's, with the same TLS settings.
 	transport  *http.Transport
 	timeoutMsg string
@@ -120,7 +119,7 @@ func New(opts Options) (*Deliverer, error) {
 	}
 	// Connecting must give up well before the delivery does, so that an app that is not there shows as
 	// AppUnavailable (a failed connect) rather than as a Retryable timeout that would use up an attempt.
-	h.client = newClient(dialAddr(u), tlsConf, maxConns, h.maxBody, h.timeout, h.timeout/2)
+	h.pool = newConnPool(dialAddr(u), tlsConf, maxConns, h.maxBody, h.timeout/2)
 	h.transport = newTransport(opts.TLS, maxConns, h.timeout/2)
 	return h, nil
 }
@@ -239,7 +238,7 @@ func (h *Deliverer) Client() *http.Client {
 // CloseIdleConnections closes the kept-alive connections that carry no request, e.g. on shutdown; those still
 // carrying one are closed when it ends.
 func (h *Deliverer) CloseIdleConnections() {
-	h.client.closeIdle()
+	h.pool.closeIdle()
 	h.transport.CloseIdleConnections()
 }
 
@@ -273,10 +272,12 @@ func (h *Deliverer) DeliverOne(ctx context.Context, d *handler.Delivery) handler
 		return handler.Result{Outcome: handler.Permanent, Reason: "building the request: " + safeString(err.Error()), Elapsed: time.Since(start)}
 	}
 	deadline := start.Add(h.timeout)
-	var res handler.Result
-	if err := h.client.exchange(ctx, &out, deadline, func(a *answer) { res = h.classify(a) }); err != nil {
+	a, err := h.pool.exchange(ctx, &out, deadline)
+	if err != nil {
 		return h.failed(ctx, deadline, err, start)
 	}
+	res := h.classify(a)
+	a.release()
 	res.Elapsed = time.Since(start)
 	return res
 }

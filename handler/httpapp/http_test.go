@@ -787,10 +787,10 @@ func TestNewHTTPTunesTheTransport(t *testing.T) {
 			tt.opts.URL = "http://127.0.0.1:1/"
 			h := newTestHTTP(t, tt.opts)
 			// The deliveries' pool, and the transport of Client, for the probe.
-			c, d := h.client, h.client.dialer
-			if c.hc.MaxConns != tt.idlePerHost || d.handshake != tt.tlsHandshake || d.net.Timeout != min(dialTimeout, tt.tlsHandshake) {
-				t.Errorf("client: max conns %d, handshake %v, dial %v; want %d, %v, %v", c.hc.MaxConns, d.handshake,
-					d.net.Timeout, tt.idlePerHost, tt.tlsHandshake, min(dialTimeout, tt.tlsHandshake))
+			p := h.pool
+			if p.maxIdle != tt.idlePerHost || p.handshake != tt.tlsHandshake || p.dialer.Timeout != min(dialTimeout, tt.tlsHandshake) {
+				t.Errorf("pool: max idle %d, handshake %v, dial %v; want %d, %v, %v", p.maxIdle, p.handshake,
+					p.dialer.Timeout, tt.idlePerHost, tt.tlsHandshake, min(dialTimeout, tt.tlsHandshake))
 			}
 			tr := h.transport
 			if tr.MaxIdleConnsPerHost != tt.idlePerHost || tr.TLSHandshakeTimeout != tt.tlsHandshake {
@@ -826,15 +826,14 @@ func TestNewHTTPTargets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.client.hc.Addr != tt.addr || tg.host != tt.host || tg.requestURI != tt.requestURI {
-				t.Errorf("dials %q, Host %q, request-target %q; want %q, %q, %q", h.client.hc.Addr, tg.host, tg.requestURI, tt.addr, tt.host, tt.requestURI)
+			if h.pool.addr != tt.addr || tg.host != tt.host || tg.requestURI != tt.requestURI {
+				t.Errorf("dials %q, Host %q, request-target %q; want %q, %q, %q", h.pool.addr, tg.host, tg.requestURI, tt.addr, tt.host, tt.requestURI)
 			}
-			tlsConf := h.client.dialer.tls
 			switch {
-			case tt.serverName == "" && tlsConf != nil:
+			case tt.serverName == "" && h.pool.tls != nil:
 				t.Errorf("TLS configured for %s", tt.url)
-			case tt.serverName != "" && (tlsConf == nil || tlsConf.ServerName != tt.serverName):
-				t.Errorf("TLS config %+v, want server name %q", tlsConf, tt.serverName)
+			case tt.serverName != "" && (h.pool.tls == nil || h.pool.tls.ServerName != tt.serverName):
+				t.Errorf("TLS config %+v, want server name %q", h.pool.tls, tt.serverName)
 			}
 		})
 	}
